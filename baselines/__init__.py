@@ -1,0 +1,1 @@
+"""Reference implementations of RIS models (LAVT, MagNet, DMMI, MERES, JMCELN), one package each."""
