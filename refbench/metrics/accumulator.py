@@ -27,16 +27,50 @@ from refbench.protocols import Protocol, get_protocol
 MaskBatch = "torch.Tensor | Sequence[torch.Tensor]"
 
 
+_LANE = 255  # a byte lane of an int64 word can add up 255 ones before it overflows
+
+
+def _as_words(x: torch.Tensor) -> torch.Tensor:
+    """Bool (B, N) -> int64 (B, ceil(N/8)): each word holds 8 pixels as 0/1 bytes (zero padded)."""
+    b, n = x.shape
+    x = x.contiguous().view(torch.uint8)
+    if n % 8:
+        x = torch.nn.functional.pad(x, (0, 8 - n % 8))
+    return x.view(torch.int64)
+
+
+def _count_words(words: torch.Tensor) -> torch.Tensor:
+    """Number of 1-bytes per row of an int64 word tensor (B, W) as int64 (B,).
+
+    Words are summed in blocks of 255 so that no byte lane overflows, then the lanes are
+    unpacked: one pass over W words instead of 8W pixels.
+    """
+    b, w = words.shape
+    m = w // _LANE
+    lanes = words[:, : m * _LANE].reshape(b, m, _LANE).sum(2)           # (B, m), each lane <= 255
+    rest = words[:, m * _LANE:].sum(1, keepdim=True)                   # (B, 1), each lane < 255
+    packed = torch.cat([lanes, rest], 1).contiguous()
+    return packed.view(torch.uint8).reshape(b, -1).sum(1, dtype=torch.int64)
+
+
+def count_true(x: torch.Tensor) -> torch.Tensor:
+    """Number of True values per row of a bool tensor (B, N), as int64 (B,).
+
+    ``bool.sum`` converts every element to int64 first and is ~40x slower on CPU than
+    reading the memory; counting packed words is exact and runs at memory speed.
+    """
+    return _count_words(_as_words(x))
+
+
 def intersection_union(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """(4, B) int64 tensor of I, U, predicted area, GT area for bool masks (B, H, W).
 
-    Vectorized over the batch on the tensors' device.  U = |pred| + |gt| - I.
+    Vectorized over the batch on the tensors' device (the intersection is a bitwise AND of
+    packed words, 8 pixels per operation).  U = |pred| + |gt| - I.
     """
-    p = pred.reshape(pred.shape[0], -1)
-    g = gt.reshape(gt.shape[0], -1)
-    inter = torch.count_nonzero(p & g, dim=1)
-    pa = torch.count_nonzero(p, dim=1)
-    ga = torch.count_nonzero(g, dim=1)
+    wp = _as_words(pred.reshape(pred.shape[0], -1))
+    wg = _as_words(gt.reshape(gt.shape[0], -1))
+    inter, pa, ga = _count_words(wp & wg), _count_words(wp), _count_words(wg)
     return torch.stack([inter, pa + ga - inter, pa, ga])
 
 
