@@ -18,6 +18,8 @@ from refbench.errors import RefbenchError
 COMMANDS: dict[str, str] = {
     "score": "refbench.commands.score:score",
     "demo": "refbench.commands.demo:demo",
+    "table": "refbench.commands.table:table",
+    "plot": "refbench.commands.plot:plot",
 }
 
 

@@ -1,0 +1,311 @@
+"""PNG figures with matplotlib, headless: no pyplot, no GUI backend, no global state.
+
+* :func:`plot_published_vs_reproduced` — bars per run and split, published next to
+  reproduced with the 95% CI of the reproduced value and Δ written above.
+* :func:`plot_iou_histogram` — distribution of per-sentence IoU, one outline per run.
+* :func:`plot_precision_curve` — P@X for X in [0, 1] (share of sentences with IoU >= X, or
+  > X per protocol), the papers' P@0.5…0.9 marked.
+* :func:`plot_overlays` — a grid, one row per chosen sample: image | GT | prediction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from refbench.errors import RefbenchError
+
+GT_COLOR = np.array([0, 200, 0], dtype=np.float64)
+PRED_COLOR = np.array([230, 40, 40], dtype=np.float64)
+PAPER_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def _save(fig: Figure, out: str | Path, dpi: int = 120) -> Path:
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise RefbenchError(f"--out {out}: figures are written as PNG; give a file name ending in .png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fig.savefig(out, dpi=dpi, bbox_inches="tight")
+    return out
+
+
+@dataclass
+class BarPoint:
+    """One bar pair: a run on a split, its published and reproduced value (percent) and the CI."""
+
+    label: str
+    published: float | None
+    reproduced: float | None
+    ci: tuple[float | None, float | None] | None = None
+    source: str = ""
+
+
+def plot_published_vs_reproduced(points: list[BarPoint], metric: str, out: str | Path, title: str = "") -> Path:
+    """Grouped bars: published (grey) vs reproduced (blue, with 95% CI whiskers); Δ above each pair."""
+    if not points:
+        raise RefbenchError("nothing to plot: no run has a value for this metric")
+    fig = Figure(figsize=(max(4.0, 1.3 * len(points) + 1.5), 4.2))
+    ax = fig.subplots()
+    x = np.arange(len(points))
+    w = 0.38
+    pub = np.array([np.nan if p.published is None else p.published for p in points])
+    rep = np.array([np.nan if p.reproduced is None else p.reproduced for p in points])
+    ax.bar(x - w / 2, pub, w, color="0.65", label="published")
+    def whisker(p: BarPoint, k: int) -> float:
+        if not p.ci or p.ci[k] is None or p.reproduced is None:
+            return 0.0
+        return abs(p.ci[k] - p.reproduced)
+
+    lo = np.array([whisker(p, 0) for p in points])
+    hi = np.array([whisker(p, 1) for p in points])
+    ax.bar(x + w / 2, rep, w, color="tab:blue", label="reproduced (95% CI)", yerr=np.vstack([lo, hi]), capsize=3)
+    finite = np.concatenate([pub[~np.isnan(pub)], rep[~np.isnan(rep)] + hi[~np.isnan(rep)]])
+    top = float(finite.max()) if len(finite) else 100.0
+    for i, p in enumerate(points):
+        if p.published is None:
+            ax.text(x[i] - w / 2, 1, "n/a", ha="center", va="bottom", fontsize=8, rotation=90)
+        elif p.reproduced is not None:
+            ax.text(x[i], max(p.published, p.reproduced + hi[i]) + 0.01 * top, f"Δ {p.reproduced - p.published:+.2f}",
+                    ha="center", va="bottom", fontsize=8)
+    long_labels = max(len(line) for p in points for line in p.label.split("\n")) > 16
+    ax.set_xticks(x, [p.label for p in points], fontsize=8, rotation=20 if long_labels else 0,
+                  ha="right" if long_labels else "center")
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_ylim(0, min(100.0, top * 1.12) if top > 0 else 1.0)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title or f"{metric}: published vs reproduced", fontsize=10)
+    return _save(fig, out)
+
+
+def plot_iou_histogram(series: dict[str, np.ndarray], out: str | Path, bins: int = 20, title: str = "") -> Path:
+    """Histogram of per-sentence IoU in [0, 1] for each run (share of sentences per bin, in %)."""
+    if not series or all(len(v) == 0 for v in series.values()):
+        raise RefbenchError("nothing to plot: the runs have no targeted samples")
+    if bins < 1:
+        raise RefbenchError("--bins must be at least 1")
+    fig = Figure(figsize=(6.0, 4.0))
+    ax = fig.subplots()
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    for label, iou in series.items():
+        weights = np.full(len(iou), 100.0 / max(len(iou), 1))
+        ax.hist(np.clip(iou, 0.0, 1.0), bins=edges, weights=weights, histtype="step", linewidth=1.6,
+                label=f"{label} (n={len(iou)}, mean {100 * iou.mean():.2f})")
+    ax.set_xlabel("IoU per sentence")
+    ax.set_ylabel("sentences (%)")
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(title or "IoU histogram", fontsize=10)
+    return _save(fig, out)
+
+
+def precision_at(iou: np.ndarray, thresholds: np.ndarray, compare: str = ">=") -> np.ndarray:
+    """P@X in percent for every X: share of samples with IoU >= X (or > X)."""
+    if compare not in (">=", ">"):
+        raise RefbenchError(f"P@X comparison must be '>=' or '>', got {compare!r}")
+    if len(iou) == 0:
+        return np.full(len(thresholds), np.nan)
+    s = np.sort(iou)
+    side = "left" if compare == ">=" else "right"
+    return 100.0 * (len(s) - np.searchsorted(s, thresholds, side=side)) / len(s)
+
+
+def plot_precision_curve(series: dict[str, tuple[np.ndarray, str]], out: str | Path, title: str = "") -> Path:
+    """P@X curves (X from 0 to 1) per run; the papers' thresholds 0.5…0.9 are marked with their values."""
+    if not series or all(len(v[0]) == 0 for v in series.values()):
+        raise RefbenchError("nothing to plot: the runs have no targeted samples")
+    fig = Figure(figsize=(6.0, 4.0))
+    ax = fig.subplots()
+    xs = np.linspace(0.0, 1.0, 201)
+    marks = np.array(PAPER_THRESHOLDS)
+    for label, (iou, compare) in series.items():
+        line, = ax.plot(xs, precision_at(iou, xs, compare), linewidth=1.6, label=f"{label} (IoU {compare} X)")
+        pm = precision_at(iou, marks, compare)
+        ax.plot(marks, pm, "o", color=line.get_color(), markersize=4)
+        for t, v in zip(marks, pm):
+            ax.annotate(f"{v:.1f}", (t, v), textcoords="offset points", xytext=(2, 4), fontsize=7,
+                        color=line.get_color())
+    ax.set_xlabel("IoU threshold X")
+    ax.set_ylabel("P@X (%)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 102)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(title or "Precision at IoU threshold", fontsize=10)
+    return _save(fig, out)
+
+
+@dataclass
+class OverlaySample:
+    """One row of the overlay grid.  ``image``: uint8 (H, W, 3) or None; masks: bool (H, W) at the image size."""
+
+    sample_id: str
+    gt: np.ndarray
+    pred: np.ndarray
+    image: np.ndarray | None = None
+    sentence: str = ""
+
+    @property
+    def iou(self) -> float:
+        union = np.logical_or(self.gt, self.pred).sum()
+        return float(np.logical_and(self.gt, self.pred).sum() / union) if union else 0.0
+
+
+def blend(image: np.ndarray | None, mask: np.ndarray, color: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """``image`` (or mid-grey) with ``mask`` painted in ``color`` at opacity ``alpha``; uint8 (H, W, 3)."""
+    base = np.full(mask.shape + (3,), 128.0) if image is None else image.astype(np.float64)
+    if base.shape[:2] != mask.shape:
+        raise RefbenchError(f"mask {mask.shape[1]}x{mask.shape[0]} does not match image "
+                            f"{base.shape[1]}x{base.shape[0]}")
+    out = base.copy()
+    out[mask] = (1 - alpha) * base[mask] + alpha * color
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def _wrap(text: str, width: int = 38) -> str:
+    words, lines, line = text.split(), [], ""
+    for w in words:
+        if line and len(line) + 1 + len(w) > width:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}".strip()
+    lines.append(line)
+    return "\n".join(lines[:3]) + (" …" if len(lines) > 3 else "")
+
+
+def plot_overlays(samples: list[OverlaySample], out: str | Path, title: str = "") -> Path:
+    """One row per sample: the image (sentence above), GT in green, prediction in red with its IoU."""
+    if not samples:
+        raise RefbenchError("no samples to show; pick some with --ids or --select")
+    aspect = max(s.gt.shape[0] / max(s.gt.shape[1], 1) for s in samples)  # height / width of the panels
+    fig = Figure(figsize=(9.0, (2.9 * min(max(aspect, 0.3), 2.0) + 0.8) * len(samples)))
+    axes = fig.subplots(len(samples), 3, squeeze=False)
+    for row, s in zip(axes, samples):
+        base = s.image if s.image is not None else np.full(s.gt.shape + (3,), 128, np.uint8)
+        panels = [(base, f"{s.sample_id}" + (f"\n{_wrap(s.sentence)}" if s.sentence else "")),
+                  (blend(s.image, s.gt, GT_COLOR), "ground truth" + (" (empty)" if not s.gt.any() else "")),
+                  (blend(s.image, s.pred, PRED_COLOR), f"prediction, IoU {s.iou:.3f}")]
+        for ax, (img, label) in zip(row, panels):
+            ax.imshow(img)
+            ax.set_title(label, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, out, dpi=100)
+
+
+def select_samples(ious: dict[str, float], how: str, n: int, seed: int = 0) -> list[str]:
+    """``n`` sample ids by IoU: ``worst`` (lowest first), ``best`` (highest first) or ``random``."""
+    if n < 1:
+        raise RefbenchError("-n must be at least 1")
+    ids = sorted(ious)
+    if how == "worst":
+        return sorted(ids, key=lambda i: (ious[i], i))[:n]
+    if how == "best":
+        return sorted(ids, key=lambda i: (-ious[i], i))[:n]
+    if how == "random":
+        rng = np.random.default_rng(seed)
+        return [ids[k] for k in sorted(rng.choice(len(ids), size=min(n, len(ids)), replace=False))]
+    raise RefbenchError(f"--select {how!r}: use worst, best or random")
+
+
+# ---- inputs -------------------------------------------------------------------------------------------------------
+def iou_series(paths: list[str | Path]) -> tuple[dict[str, tuple[np.ndarray, str]], list[str]]:
+    """Per-sentence IoU of targeted samples per run, with the run's P@X comparison; plus notes.
+
+    A path is a results JSON (records.jsonl beside it; protocol from the file) or a records
+    ``.jsonl`` (P@X with >=).  Zero-target samples have no IoU to show and are left out.
+    """
+    from refbench.results import read_records_jsonl
+    from refbench.tables.compare import load_runs
+
+    if not paths:
+        raise RefbenchError("give one or more results JSON or records JSONL files")
+    series: dict[str, tuple[np.ndarray, str]] = {}
+    notes: list[str] = []
+    json_paths = [Path(p) for p in paths if Path(p).suffix != ".jsonl"]
+    runs = {r.path: r for r in load_runs(json_paths)} if json_paths else {}
+    for p in map(Path, paths):
+        if p.suffix == ".jsonl":
+            rec, _ = read_records_jsonl(p)
+            label = p.parent.name if p.stem == "records" and p.parent.name else p.stem
+            compare = ">="
+        else:
+            run = runs[p]
+            rec = run.records()
+            label = run.label + (f" {run.split_name}" if run.split_name else "")
+            compare = run.protocol.p_compare if run.protocol else ">="
+        targeted = rec.type != 0
+        if (~targeted).any():
+            notes.append(f"{label}: {int((~targeted).sum())} zero-target samples left out")
+        while label in series:
+            label += "'"
+        series[label] = (rec.iou()[targeted], compare)
+    return series, notes
+
+
+def _image_file(images: Path, sid: str) -> Path:
+    for ext in (".jpg", ".jpeg", ".png", ".JPG", ".PNG"):
+        p = images / f"{sid}{ext}"
+        if p.exists():
+            return p
+    raise RefbenchError(f"no image for sample {sid!r} in {images} (expected {sid}.jpg, .jpeg or .png)")
+
+
+def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    if mask.shape == (size[1], size[0]):
+        return mask
+    return np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)) > 0
+
+
+def load_overlay_samples(gt_dir: Path, pred_dir: Path, images_dir: Path | None = None, ids: list[str] | None = None,
+                         select: str = "worst", n: int = 6, seed: int = 0,
+                         sentences: dict[str, str] | None = None) -> list[OverlaySample]:
+    """Samples for :func:`plot_overlays` from mask directories (as ``refbench score`` reads them).
+
+    ``ids`` picks samples by id; otherwise ``select`` picks ``n`` by IoU.  Masks are resized
+    (nearest) to the image size when an image directory is given.
+    """
+    from PIL import Image
+
+    from refbench.score import list_masks, read_mask_png
+
+    gts = list_masks(gt_dir, "GT")
+    preds = list_masks(pred_dir, "prediction")
+    if ids:
+        missing = [i for i in ids if i not in gts or i not in preds]
+        if missing:
+            raise RefbenchError(f"--ids: no GT and prediction PNG for {missing[0]!r} in {gt_dir} / {pred_dir}")
+        chosen = list(ids)
+    else:
+        common = [sid for sid in gts if sid in preds]
+        if not common:
+            raise RefbenchError(f"no sample id has both a GT PNG in {gt_dir} and a prediction PNG in {pred_dir}")
+        ious = {}
+        for sid in common:
+            s = OverlaySample(sid, read_mask_png(gts[sid]), read_mask_png(preds[sid]))
+            if s.gt.shape != s.pred.shape:
+                raise RefbenchError(f"sample {sid!r}: prediction and GT sizes differ; "
+                                    "predictions must be at the GT size")
+            ious[sid] = s.iou
+        chosen = select_samples(ious, select, n, seed)
+    out = []
+    for sid in chosen:
+        gt, pred = read_mask_png(gts[sid]), read_mask_png(preds[sid])
+        if gt.shape != pred.shape:
+            raise RefbenchError(f"sample {sid!r}: prediction {preds[sid]} and GT {gts[sid]} differ in size")
+        image = None
+        if images_dir is not None:
+            with Image.open(_image_file(images_dir, sid)) as im:
+                image = np.asarray(im.convert("RGB"))
+            size = (image.shape[1], image.shape[0])
+            gt, pred = _resize_mask(gt, size), _resize_mask(pred, size)
+        out.append(OverlaySample(sid, gt, pred, image, (sentences or {}).get(sid, "")))
+    return out
