@@ -1,0 +1,192 @@
+"""LAVT: Language-Aware Vision Transformer for Referring Image Segmentation (Yang et al., CVPR 2022).
+
+Reads top to bottom like the paper's method:
+
+1. **Language encoder** — BERT-base, last hidden state of the 20 tokens (B, 768, L).
+2. **Language-aware visual encoding** — a Swin-B whose every stage ends with a pixel-word
+   attention module (PWAM) and a language gate: ``r_i = PWAM(x_i, words)``,
+   ``x_i <- x_i + gate(r_i) * r_i``.  The gated sum goes on through Swin; the *ungated*
+   residual ``r_i`` after ``norm{i}`` is the stage's feature for the decoder (official code).
+3. **Segmentation decoder** — ``SimpleDecoding``: top-down fusion of the four stages with
+   3×3 conv-BN-ReLU pairs (hidden 512) and a 1×1 classifier to 2 channels at stride 4.
+4. The 2-channel logits are upsampled bilinearly (align_corners=True) to the input size inside
+   the model; the prediction is the argmax over the 2 channels.
+
+Official checkpoints (``refcoco.pth`` …) hold ``{'model': backbone.* + classifier.*,
+'bert_model': BERT}``; here BERT is the child ``text_encoder`` so that one module is the whole
+network.  Facts: ../shared/specs/official_implementations.md §1, §4, Appendix A.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines.common.bert import BertTextEncoder
+from baselines.common.checkpoint import CheckpointLayout, load_model_checkpoint
+from baselines.common.pwam import PWAM, LanguageGate
+from baselines.common.swin import SwinTransformer, load_pretrained_swin
+from baselines.lavt.config import CONFIGS, LAVTConfig
+from refbench.errors import RefbenchError, suggest
+from refbench.models import RISModel
+
+# official dict -> prefix in this module's state dict; lavt_one checkpoints already carry
+# ``text_encoder.*`` inside ``model`` and load through the same mapping.
+CHECKPOINT_LAYOUT = CheckpointLayout(dicts={"model": "", "bert_model": "text_encoder."})
+
+
+class SimpleDecoding(nn.Module):
+    """LAVT's mask decoder (official ``SimpleDecoding``): Y4+Y3 -> +Y2 -> +Y1 -> 2 logits at stride 4.
+
+    At each step the coarser map is upsampled bilinearly (align_corners=True) to the finer one
+    when it is smaller, concatenated, and passed through two bias-free 3×3 conv + BN + ReLU.
+    """
+
+    def __init__(self, stage_dims: tuple[int, ...], hidden: int) -> None:
+        super().__init__()
+        c1, c2, c3, c4 = stage_dims
+        self.conv1_4 = nn.Conv2d(c4 + c3, hidden, 3, padding=1, bias=False)
+        self.bn1_4 = nn.BatchNorm2d(hidden)
+        self.conv2_4 = nn.Conv2d(hidden, hidden, 3, padding=1, bias=False)
+        self.bn2_4 = nn.BatchNorm2d(hidden)
+        self.conv1_3 = nn.Conv2d(hidden + c2, hidden, 3, padding=1, bias=False)
+        self.bn1_3 = nn.BatchNorm2d(hidden)
+        self.conv2_3 = nn.Conv2d(hidden, hidden, 3, padding=1, bias=False)
+        self.bn2_3 = nn.BatchNorm2d(hidden)
+        self.conv1_2 = nn.Conv2d(hidden + c1, hidden, 3, padding=1, bias=False)
+        self.bn1_2 = nn.BatchNorm2d(hidden)
+        self.conv2_2 = nn.Conv2d(hidden, hidden, 3, padding=1, bias=False)
+        self.bn2_2 = nn.BatchNorm2d(hidden)
+        self.conv1_1 = nn.Conv2d(hidden, 2, 1)
+
+    @staticmethod
+    def _up_to(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2] < ref.shape[-2] or x.shape[-1] < ref.shape[-1]:
+            return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=True)
+        return x
+
+    def _fuse(self, x: torch.Tensor, skip: torch.Tensor, step: str) -> torch.Tensor:
+        x = torch.cat([self._up_to(x, skip), skip], dim=1)
+        x = F.relu(getattr(self, f"bn1_{step}")(getattr(self, f"conv1_{step}")(x)))
+        return F.relu(getattr(self, f"bn2_{step}")(getattr(self, f"conv2_{step}")(x)))
+
+    def forward(self, y4: torch.Tensor, y3: torch.Tensor, y2: torch.Tensor, y1: torch.Tensor) -> torch.Tensor:
+        """Stage maps (B, C_i, H_i, W_i), coarsest first -> (B, 2, H_1, W_1) logits."""
+        x = self._fuse(y4, y3, "4")
+        x = self._fuse(x, y2, "3")
+        x = self._fuse(x, y1, "2")
+        return self.conv1_1(x)
+
+
+class LAVT(RISModel):
+    """LAVT with its BERT: ``forward(images, input_ids, attention_mask) -> (B, 2, S, S)`` raw logits."""
+
+    name = "lavt"
+    binarize_rule = "argmax"
+    text_encoder_kind = "bert"
+    token_length = 20
+    normalization = "imagenet"
+
+    def __init__(self, config: LAVTConfig, bert_path: str | None = None, swin_path: str | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.variant = config.variant
+        self.input_size = config.input_size
+        l_dim = config.text.hidden_size
+
+        def fusion(stage: int, dim: int) -> dict[str, nn.Module]:
+            return {"fusion": PWAM(dim, l_dim, num_heads=config.fusion_heads, dropout=config.fusion_dropout,
+                                   projection="conv_instancenorm"),
+                    "res_gate": LanguageGate(dim, activation="relu")}
+
+        self.backbone = SwinTransformer(config.swin, stage_extras=fusion)
+        self.classifier = SimpleDecoding(config.swin.stage_dims, config.decoder_hidden)
+        self.text_encoder = BertTextEncoder(config.text, path=bert_path)
+        self.init_notes: list[str] = []
+        if swin_path is not None:
+            self.init_notes += load_pretrained_swin(self.backbone, swin_path)
+        if bert_path is not None:
+            self.init_notes.append(f"BERT initialised from {bert_path}")
+
+    # -- 1. language encoder -------------------------------------------------------------------
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, L) ids and 0/1 mask -> word features (B, C_l, L), channels first as the PWAM takes them."""
+        return self.text_encoder(input_ids, attention_mask).transpose(1, 2)
+
+    # -- 2. language-aware visual encoding -----------------------------------------------------
+    def encode_image(self, images: torch.Tensor, words: torch.Tensor,
+                     attention_mask: torch.Tensor) -> list[torch.Tensor]:
+        """Swin stages with PWAM + gate; returns the 4 normalized residuals (B, C_i, S/4/2^i, …)."""
+        swin = self.backbone
+        x, h, w = swin.embed(images)
+        outs = []
+        for i, stage in enumerate(swin.layers):
+            x = stage.forward_blocks(x, h, w)
+            residual = stage.fusion(x, words, attention_mask)
+            x = stage.res_gate.gated_sum(x, residual)
+            outs.append(swin.stage_output(i, residual, h, w))
+            x, h, w = stage.downsample_tokens(x, h, w)
+        return outs
+
+    def forward_features(self, images: torch.Tensor, input_ids: torch.Tensor,
+                         attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Intermediate tensors: ``words`` (B, C_l, L), ``s1..s4`` decoder inputs (NCHW), and
+        ``logits_lowres`` (B, 2, S/4, S/4) before the in-model upsampling."""
+        self._check_images(images)
+        words = self.encode_text(input_ids, attention_mask)
+        s1, s2, s3, s4 = self.encode_image(images, words, attention_mask)
+        # -- 3. segmentation decoder ---------------------------------------------------------
+        low = self.classifier(s4, s3, s2, s1)
+        return {"words": words, "s1": s1, "s2": s2, "s3": s3, "s4": s4, "logits_lowres": low}
+
+    def forward(self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) normalized images, (B, L) ids, (B, L) mask -> (B, 2, S, S) raw logits."""
+        low = self.forward_features(images, input_ids, attention_mask)["logits_lowres"]
+        # -- 4. in-model upsampling to the input size (official) ---------------------------------
+        return F.interpolate(low, size=images.shape[-2:], mode="bilinear", align_corners=True)
+
+    def _check_images(self, images: torch.Tensor) -> None:
+        if images.dim() != 4 or images.shape[1] != 3 or not torch.is_floating_point(images):
+            raise RefbenchError(f"images must be float (B, 3, H, W), got {images.dtype} {tuple(images.shape)}")
+
+    # -- training ------------------------------------------------------------------------------
+    def loss(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Official LAVT objective: class-weighted cross-entropy (0.9 bg, 1.1 fg) of the 2-channel
+        logits at input size against ``batch["mask"]`` (B, S, S) in {0, 1}."""
+        for key in ("image", "input_ids", "attention_mask", "mask"):
+            if key not in batch:
+                raise RefbenchError(f"training batch lacks {key!r} (needs image, input_ids, attention_mask, mask)")
+        logits = self(batch["image"], batch["input_ids"], batch["attention_mask"])
+        target = batch["mask"]
+        if target.shape != (logits.shape[0], *logits.shape[-2:]):
+            raise RefbenchError(f"batch['mask'] must be (B, H, W) = {(logits.shape[0], *logits.shape[-2:])}, "
+                                f"got {tuple(target.shape)}")
+        weight = torch.tensor(self.config.ce_class_weights, dtype=torch.float32, device=logits.device)
+        ce = F.cross_entropy(logits.float(), target.long(), weight=weight)
+        return {"ce": ce, "total": ce}
+
+    # -- weights -------------------------------------------------------------------------------
+    def load_checkpoint(self, path: "str | dict", strict: bool = True) -> list[str]:
+        """Load an official LAVT checkpoint (``{'model', 'bert_model'}``, lavt_one's single
+        ``model``, ``module.`` prefixes) or a refbench one; strict by default.  Returns notes."""
+        return load_model_checkpoint(self, path, CHECKPOINT_LAYOUT, strict=strict)
+
+
+def build(variant: str = "paper", bert_path: str | None = None, swin_path: str | None = None,
+          **overrides) -> LAVT:
+    """Build LAVT (random init unless ``bert_path`` / ``swin_path`` name local pretrained files).
+
+    ``overrides`` replace fields of the variant's :class:`LAVTConfig` (e.g. ``input_size=416``).
+    """
+    if variant not in CONFIGS:
+        raise suggest(variant, CONFIGS, "LAVT variant")
+    config = CONFIGS[variant]
+    if overrides:
+        import dataclasses
+
+        valid = {f.name for f in dataclasses.fields(LAVTConfig)} - {"variant"}
+        for key in overrides:
+            if key not in valid:
+                raise suggest(key, valid, "LAVT config field")
+        config = dataclasses.replace(config, **overrides)
+    return LAVT(config, bert_path=bert_path, swin_path=swin_path)
