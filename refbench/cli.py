@@ -18,8 +18,13 @@ from refbench.errors import RefbenchError
 COMMANDS: dict[str, str] = {
     "score": "refbench.commands.score:score",
     "demo": "refbench.commands.demo:demo",
+    "data": "refbench.commands.data:data",
+    "build-dataset": "refbench.commands.build_dataset:build_dataset",
+    "eval": "refbench.commands.eval:eval_cmd",
+    "models": "refbench.commands.models:models_cmd",
     "table": "refbench.commands.table:table",
     "plot": "refbench.commands.plot:plot",
+    "train": "refbench.commands.train:train_cmd",
 }
 
 

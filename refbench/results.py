@@ -83,12 +83,15 @@ def read_records_jsonl(path: str | os.PathLike, recover: bool = False) -> tuple[
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             if recover and n == len(lines) - 1:
                 dropped = 1
                 break
             raise RefbenchError(f"{path}: line {n + 1} is not valid JSON; the records file is corrupt") from None
+        if isinstance(row, dict) and "batch_done" in row:  # progress marker of a running eval
+            continue
+        rows.append(row)
     return SampleRecords.from_dicts(rows, str(path)), dropped
 
 

@@ -21,3 +21,28 @@ def run_cli(capsys):
         return code, out.out, out.err
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def synth_tiny(tmp_path_factory):
+    """The tiny synthetic benchmark (40 images, all three formats), built once per session."""
+    from refbench.build.synth import build_synth
+
+    root = tmp_path_factory.mktemp("synth_tiny")
+    build_synth(root, seed=0, size="tiny")
+    return root
+
+
+@pytest.fixture(scope="session")
+def lavt_tiny_checkpoint(tmp_path_factory):
+    """A fixed-weight tiny LAVT checkpoint in refbench's format (deterministic seed)."""
+    import torch
+
+    from baselines.common.checkpoint import save_checkpoint
+    from refbench.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("lavt", "tiny")
+    path = tmp_path_factory.mktemp("ckpt") / "lavt_tiny.pt"
+    save_checkpoint(model, path)
+    return path

@@ -1,0 +1,43 @@
+"""``refbench eval``: evaluate a registered model on a dataset split."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+
+@click.command(name="eval")
+@click.option("--model", required=True, help="Registered model name (see `refbench models`).")
+@click.option("--variant", default=None, help="Model variant (default: the model's first, usually 'paper').")
+@click.option("--split", required=True, help="DATASET/SPLIT[:seen|:unseen], e.g. refcoco+/testB, synth/val.")
+@click.option("--checkpoint", default=None, help="Official or refbench checkpoint file.")
+@click.option("--data-root", default=None, help="Data root (default: $REFBENCH_DATA).")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available).")
+@click.option("--batch-size", type=int, default=None, help="Default: largest that fits on GPU; 8 on CPU.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
+@click.option("--protocol", default=None, help="Metric protocol (default: the one the model's paper used).")
+@click.option("--limit", type=int, default=None, help="Evaluate only the first N samples (quick runs).")
+@click.option("--workers", type=int, default=None, help="DataLoader worker processes.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Run directory (default: runs/MODEL-VARIANT/SPLIT).")
+@click.option("--resume", is_flag=True, help="Continue a killed or finished run in --out.")
+@click.option("--bootstrap", default=1000, show_default=True, help="Bootstrap resamples for 95% CIs (0 = none).")
+@click.option("--skip-missing-images", is_flag=True, help="Report and skip samples whose image file is missing.")
+@click.option("--random-init", is_flag=True, help="Allow running without weights (smoke tests only).")
+def eval_cmd(model, variant, split, checkpoint, data_root, device, batch_size, precision, protocol, limit,
+             workers, out, resume, bootstrap, skip_missing_images, random_init) -> None:
+    """Evaluate MODEL on SPLIT and write OUT/results.json + OUT/records.jsonl.
+
+    Example: refbench eval --model magnet --split refcoco+/testB --checkpoint magnet_refcoco+.pth
+    """
+    from refbench.eval import EvalConfig, evaluate
+
+    if out is None:
+        safe = split.replace("/", "_").replace(":", "_")
+        out = Path("runs") / f"{model}-{variant or 'default'}" / safe
+    evaluate(EvalConfig(model=model, variant=variant, split=split, checkpoint=checkpoint,
+                        data_root=data_root or os.environ.get("REFBENCH_DATA"), device=device,
+                        batch_size=batch_size, precision=precision, protocol=protocol, limit=limit,
+                        workers=workers, out=out, resume=resume, bootstrap=bootstrap,
+                        random_init=random_init, skip_missing_images=skip_missing_images))

@@ -1,0 +1,44 @@
+"""``refbench train``: train a registered model with its paper's recipe."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+
+@click.command(name="train")
+@click.option("--model", required=True, help="Registered model name (see `refbench models`).")
+@click.option("--variant", default="paper", show_default=True, help="paper | tiny | …")
+@click.option("--dataset", default="synth/train", show_default=True, help="Training split, e.g. refcoco/train.")
+@click.option("--val", default=None, help="Validation split for the best checkpoint (default: DATASET's val).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory.")
+@click.option("--data-root", default=None, help="Data root (default: $REFBENCH_DATA).")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last saved state.")
+@click.option("--micro-batch", type=int, default=None,
+              help="Per-process batch; gradients are accumulated up to the recipe's global batch.")
+@click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
+@click.option("--batch-size", type=int, default=None, help="Override the recipe's global batch size.")
+@click.option("--lr", type=float, default=None, help="Override the recipe's learning rate.")
+@click.option("--input-size", type=int, default=None, help="Override the recipe's input size.")
+@click.option("--max-steps", type=int, default=None, help="Stop after this many optimizer steps.")
+@click.option("--save-every", default=200, show_default=True, help="Save the resumable state every N steps.")
+@click.option("--val-limit", type=int, default=None, help="Validate on the first N samples only.")
+@click.option("--workers", default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--init-checkpoint", default=None, help="Start from these weights (e.g. pretrained parts).")
+def train_cmd(model, variant, dataset, val, out, data_root, device, precision, seed, resume, micro_batch, epochs,
+              batch_size, lr, input_size, max_steps, save_every, val_limit, workers, init_checkpoint) -> None:
+    """Train MODEL with its paper's recipe (AdamW, poly decay, epochs, batch) on DATASET.
+
+    Example: refbench train --model lavt --variant tiny --dataset synth/train --out runs/lavt-tiny
+    """
+    from refbench.train import TrainConfig, train
+
+    train(TrainConfig(model=model, variant=variant, dataset=dataset, val=val, out=out,
+                      data_root=data_root or os.environ.get("REFBENCH_DATA"), device=device, precision=precision,
+                      seed=seed, resume=resume, micro_batch=micro_batch, epochs=epochs, batch_size=batch_size,
+                      lr=lr, input_size=input_size, max_steps=max_steps, save_every=save_every, val_limit=val_limit,
+                      workers=workers, init_checkpoint=init_checkpoint))

@@ -1,0 +1,118 @@
+"""Training recipes as each paper states them.
+
+A :class:`TrainRecipe` holds every number a paper gives for training (optimizer, learning
+rate, weight decay, schedule, epochs, batch size, input size, token length) with the section
+it comes from.  ``refbench train --model NAME --variant paper`` uses the model's paper recipe;
+the ``tiny`` recipes are refbench's own (CPU-sized, for the synthetic benchmark) and say so.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from refbench.errors import suggest
+
+# parameter-name patterns that get no weight decay in the LAVT-family train.py
+# (norm layers, absolute position embedding, Swin relative position bias tables)
+LAVT_NO_DECAY = ("norm", "absolute_pos_embed", "relative_position_bias_table")
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """Everything that defines a training run, with its source.
+
+    Attributes:
+        lr, weight_decay, betas, eps: AdamW settings.
+        poly_power: learning rate lr * (1 - step / total_steps) ** poly_power, per iteration.
+        epochs, batch_size: the paper's numbers; batch_size is the *global* batch (reached
+            by gradient accumulation when fewer devices are used).
+        input_size, token_length: image side and BERT/CLIP token count.
+        no_decay: parameter-name substrings that get weight decay 0.
+        text_layers_trained: train only the first N text-encoder layers (LAVT/DMMI train.py
+            optimizes BERT encoder layers 0-9); None = all.
+        select_metric, select_split: the checkpoint kept as "best" maximizes this metric on
+            this split (evaluated every ``eval_every_epochs``).
+        source: where the numbers come from.
+    """
+
+    lr: float
+    weight_decay: float
+    epochs: int
+    batch_size: int
+    input_size: int
+    token_length: int = 20
+    poly_power: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    no_decay: tuple[str, ...] = LAVT_NO_DECAY
+    text_layers_trained: int | None = None
+    grad_clip: float | None = None
+    select_metric: str = "oIoU"
+    select_split: str = "val"
+    eval_every_epochs: int = 1
+    source: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def replace(self, **changes) -> "TrainRecipe":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["betas"], d["no_decay"], d["notes"] = list(self.betas), list(self.no_decay), list(self.notes)
+        return d
+
+
+_TINY = dict(lr=1e-3, weight_decay=1e-2, epochs=12, batch_size=16, input_size=160, poly_power=0.9,
+             no_decay=LAVT_NO_DECAY + ("bias",), select_metric="mIoU", grad_clip=1.0,
+             source="refbench (not a paper recipe): CPU-sized schedule for the synthetic benchmark")
+
+RECIPES: dict[tuple[str, str], TrainRecipe] = {
+    ("lavt", "paper"): TrainRecipe(
+        lr=5e-5, weight_decay=1e-2, epochs=40, batch_size=32, input_size=480, text_layers_trained=10,
+        select_metric="oIoU",
+        source="LAVT (Yang et al., CVPR 2022) §4.1: AdamW, lr 5e-5, wd 0.01, poly decay, 40 epochs, batch 32, 480x480",
+        notes=("official train.py: BERT encoder layers 0-9 optimized; no decay on norm/pos-embed/rel-pos-bias; "
+               "best checkpoint by val oIoU",)),
+    ("magnet", "paper"): TrainRecipe(
+        lr=5e-5, weight_decay=1e-2, epochs=40, batch_size=32, input_size=480, select_metric="oIoU",
+        source="MagNet supplementary §3: AdamW wd 0.01, lr 5e-5, polynomial decay, 40 epochs, batch 32, "
+               "480x480 without augmentation, 20 tokens; MG corruption 0.15, 8-layer predictor; tau1 0.1, tau2 0.3",
+        notes=("the paper follows LAVT; which BERT layers are trained is not stated: all are",)),
+    ("magnet", "all"): TrainRecipe(
+        lr=5e-5, weight_decay=1e-2, epochs=40, batch_size=32, input_size=448, select_metric="oIoU",
+        source="MagNet supplementary §3 recipe at the 448x448 input of magnet_all.pth",
+        notes=("the multi-dataset training mixture is not described in the paper",)),
+    ("dmmi", "paper"): TrainRecipe(
+        lr=5e-5, weight_decay=1e-2, epochs=60, batch_size=8, input_size=448, text_layers_trained=10,
+        select_metric="oIoU",
+        source="DMMI (Hu et al., ICCV 2023) §4.1: AdamW wd 0.01, 60 epochs, batch 8, lr 5e-5 poly, 448x448, 20 tokens",
+        notes=("official train.sh differs: 40 epochs, batch 2 per GPU, 480x480 (use --epochs/--batch-size/--input-size "
+               "to follow the code); released checkpoints are evaluated at 480",
+               "official train.py: BERT layers 0-9 optimized; best checkpoint by oIoU on the --split it evaluates")),
+    ("dmmi", "resnet101"): TrainRecipe(
+        lr=5e-5, weight_decay=1e-2, epochs=60, batch_size=8, input_size=448, text_layers_trained=10,
+        select_metric="oIoU", source="DMMI §4.1 (same recipe for the ResNet-101 backbone)"),
+    ("meres", "paper"): TrainRecipe(
+        lr=3e-5, weight_decay=1e-2, epochs=40, batch_size=16, input_size=480, select_metric="mIoU",
+        source="MERES §4.1/App. C: AdamW lr 3e-5, polynomial decay, 40 epochs, batch 16, 480x480",
+        notes=("weight decay is not stated in the paper: 0.01 as in LAVT, its base",)),
+    ("meres", "clip"): TrainRecipe(
+        lr=3e-5, weight_decay=1e-2, epochs=50, batch_size=16, input_size=480, select_metric="mIoU",
+        source="MERES App. E: generalization setting with the CLIP text encoder, 50 epochs"),
+    ("jmceln", "paper"): TrainRecipe(
+        lr=6e-6, weight_decay=1e-2, epochs=60, batch_size=20, input_size=416, token_length=30,
+        select_metric="mIoU",
+        source="JMCELN (Huang & Satoh, EMNLP 2023) §4: AdamW lr 6e-6, poly power 0.9, 60 epochs, batch 20, "
+               "416x416, sentence length 30; best checkpoint by val mIoU",
+        notes=("weight decay is not stated in the paper: 0.01",)),
+}
+for _m in ("lavt", "magnet", "dmmi", "meres", "jmceln"):
+    RECIPES[(_m, "tiny")] = TrainRecipe(**_TINY, token_length=30 if _m == "jmceln" else 20)
+
+
+def get_recipe(model: str, variant: str) -> TrainRecipe:
+    """The recipe for (model, variant); a clear error listing the known ones otherwise."""
+    try:
+        return RECIPES[(model, variant)]
+    except KeyError:
+        raise suggest(f"{model}/{variant}", [f"{m}/{v}" for m, v in RECIPES], "training recipe") from None
