@@ -72,6 +72,8 @@ class RISModel(nn.Module):
         text_encoder_kind: ``bert`` or ``clip`` (selects the tokenizer in the data pipeline).
         token_length: number of token ids per sentence.
         normalization: ``imagenet`` or ``clip`` image mean/std.
+        text_encoder_prefix: state-dict prefix of the text encoder's parameters (used by
+            recipes that train only some of its layers), or None.
 
     Inputs everywhere: ``images`` float (B, 3, S, S) normalized; ``input_ids`` int64 (B, L);
     ``attention_mask`` int64 (B, L), 1 on real tokens.
@@ -84,6 +86,7 @@ class RISModel(nn.Module):
     text_encoder_kind: str = "bert"
     token_length: int = 20
     normalization: str = "imagenet"
+    text_encoder_prefix: str | None = None
 
     def forward(self, images: torch.Tensor, input_ids: torch.Tensor,
                 attention_mask: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
@@ -104,6 +107,11 @@ class RISModel(nn.Module):
     def loss(self, batch: dict) -> dict[str, torch.Tensor]:  # pragma: no cover - interface
         """Training loss terms by name, with the weighted sum under ``total``."""
         raise NotImplementedError(f"model {self.name!r} has no training loss")
+
+    def training_order(self, types: list[str], epoch: int, seed: int) -> list[int] | None:
+        """The sample order of a training epoch when the model's recipe prescribes one
+        (e.g. DMMI's Ref-ZOM sampler); ``None`` = a seeded random permutation per epoch."""
+        return None
 
 
 # Built-in reference implementations.  Each module exposes MODEL_INFO.

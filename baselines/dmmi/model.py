@@ -382,6 +382,15 @@ class DMMI(RISModel):
         return {"ce": ce, "sim": sim, "contrastive": con, "total": total}
 
     # -- weights -----------------------------------------------------------------------------------
+    def training_order(self, types: list[str], epoch: int, seed: int) -> list[int] | None:
+        """On data with zero-target sentences (Ref-ZOM), the official sampler's order: zero-target
+        sentences spread evenly among the others, drawn once and repeated every epoch."""
+        if "zero" not in types:
+            return None
+        from baselines.dmmi.sampler import refzom_order
+
+        return refzom_order(types, seed)
+
     def load_checkpoint(self, path: str, strict: bool = True) -> list[str]:
         """Load an official DMMI checkpoint (``{'model', 'bert_model', ...}``, ``module.``
         prefixes) or a refbench one; strict by default.  Returns notes."""

@@ -86,6 +86,7 @@ class LAVT(RISModel):
     text_encoder_kind = "bert"
     token_length = 20
     normalization = "imagenet"
+    text_encoder_prefix = "text_encoder."
 
     def __init__(self, config: LAVTConfig, bert_path: str | None = None, swin_path: str | None = None) -> None:
         super().__init__()

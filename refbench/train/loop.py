@@ -184,6 +184,7 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] = click.echo) -> dict:
         tokenizer = get_tokenizer(model.text_encoder_kind, recipe.token_length)
         train_ds = RISDataset(train_split, train_protocol, tokenizer=tokenizer, input_size=model.input_size)
 
+        types = [smp.type for smp in train_ds.samples]
         world = ctx.world
         micro = cfg.micro_batch or max(1, recipe.batch_size // world)
         if recipe.batch_size % (world * micro):
@@ -242,10 +243,30 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] = click.echo) -> dict:
                           "config_key": _config_key(cfg, recipe, world, micro)}, state_path)
             save_checkpoint(model, out / "last.pt", step=step, epoch=epoch, recipe=recipe.source)
 
+        def run_validation(best: dict | None) -> dict | None:
+            """Validate on the recipe's split; keep OUT/best.pt by the recipe's metric (main process)."""
+            if not ctx.is_main:
+                return best
+            metrics = validate(model, val_split, base_protocol, tokenizer, dev, cfg.precision, max(1, micro),
+                               cfg.val_limit)
+            row = {"step": step, "epoch": epoch, "val": metrics}
+            history.append(row)
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            score = metrics.get(recipe.select_metric)
+            echo(f"step {step} epoch {epoch}: val " + "  ".join(f"{k} {v:.2f}" for k, v in metrics.items()
+                                                                 if v is not None))
+            if score is not None and (best is None or score > best["score"]):
+                best = {"score": score, "metric": recipe.select_metric, "epoch": epoch, "step": step,
+                        "metrics": metrics}
+                save_checkpoint(model, out / "best.pt", step=step, epoch=epoch, val=metrics, recipe=recipe.source)
+            return best
+
         t0 = time.perf_counter()
         done = step >= total_steps
         while not done and epoch < recipe.epochs:
-            order = epoch_order(n, epoch, cfg.seed)[ctx.rank::world][: steps_per_epoch * micro * accum]
+            order = model.training_order(types, epoch, cfg.seed) or epoch_order(n, epoch, cfg.seed)
+            order = order[ctx.rank::world][: steps_per_epoch * micro * accum]
             batches = [order[k:k + micro] for k in range(0, len(order), micro)]
             loader = DataLoader(train_ds, batch_sampler=batches[micro_in_epoch:], collate_fn=collate,
                                 num_workers=cfg.workers, generator=torch.Generator().manual_seed(cfg.seed),
@@ -294,23 +315,12 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] = click.echo) -> dict:
                     break
             if micro_in_epoch >= len(batches):
                 epoch, micro_in_epoch = epoch + 1, 0
-                if ctx.is_main and (epoch % recipe.eval_every_epochs == 0 or done or epoch == recipe.epochs):
-                    metrics = validate(model, val_split, base_protocol, tokenizer, dev, cfg.precision,
-                                       max(1, micro), cfg.val_limit)
-                    row = {"step": step, "epoch": epoch, "val": metrics}
-                    history.append(row)
-                    log.write(json.dumps(row) + "\n")
-                    log.flush()
-                    score = metrics.get(recipe.select_metric)
-                    echo(f"epoch {epoch}: val {recipe.select_metric} {score:.2f}  "
-                         + "  ".join(f"{k} {v:.2f}" for k, v in metrics.items() if v is not None))
-                    if score is not None and (best is None or score > best["score"]):
-                        best = {"score": score, "metric": recipe.select_metric, "epoch": epoch, "step": step,
-                                "metrics": metrics}
-                        save_checkpoint(model, out / "best.pt", step=step, epoch=epoch, val=metrics,
-                                        recipe=recipe.source)
+                if epoch % recipe.eval_every_epochs == 0 or done or epoch == recipe.epochs:
+                    best = run_validation(best)
                 save_state()
                 ctx.barrier()
+        if not history or "val" not in history[-1]:  # stopped mid-epoch (--max-steps): validate the final weights
+            best = run_validation(best)
         if ctx.is_main:
             save_state()
             if log is not None:
