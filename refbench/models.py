@@ -117,6 +117,7 @@ class RISModel(nn.Module):
 # Built-in reference implementations.  Each module exposes MODEL_INFO.
 BUILTIN: dict[str, str] = {
     "lavt": "baselines.lavt:MODEL_INFO",
+    "magnet": "baselines.magnet:MODEL_INFO",
     "dmmi": "baselines.dmmi:MODEL_INFO",
 }
 
