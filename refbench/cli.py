@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "table": "refbench.commands.table:table",
     "plot": "refbench.commands.plot:plot",
     "train": "refbench.commands.train:train_cmd",
+    "verify": "refbench.commands.verify:verify_cmd",
 }
 
 

@@ -39,6 +39,8 @@ class ModelInfo:
         paper: short citation.
         checkpoints: official checkpoint file names -> what they were trained on.
         description: one line for ``refbench models``.
+        variant_protocols: variants evaluated under another protocol than ``protocol``
+            (e.g. MagNet ``all`` at 448: ``{"all": "lavt-448"}``).
     """
 
     name: str
@@ -49,6 +51,16 @@ class ModelInfo:
     paper: str = ""
     checkpoints: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    variant_protocols: dict[str, str] = field(default_factory=dict)
+
+    def protocol_for(self, variant: str | None, dataset_format: str | None = None) -> str:
+        """The protocol the paper reports for this variant; on Ref-ZOM-style data ``refzom`` and
+        on gRefCOCO-style data ``gres`` (the protocols of those benchmarks)."""
+        if dataset_format == "refzom":
+            return "refzom"
+        if dataset_format == "grefcoco":
+            return "gres"
+        return self.variant_protocols.get(variant or self.variants[0], self.protocol)
 
     def build(self, variant: str | None = None, **overrides: Any) -> "RISModel":
         variant = variant or self.variants[0]

@@ -112,3 +112,51 @@ def score_directories(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, pr
     if types is None and protocol.family in ("refzom", "gres"):
         notes.append("sample types inferred from the GT: empty = zero-target, else one-target (pass --types for many)")
     return acc, notes
+
+
+def score_against_split(pred_dir: str | os.PathLike, split: str, protocol: "str | Protocol" = "lavt",
+                        data_root: str | os.PathLike | None = None, batch_size: int = 32,
+                        workers: int = 4) -> tuple[RISMetrics, list[str], object]:
+    """Score ``<sample_id>.png`` predictions against a dataset split's GT on the protocol canvas.
+
+    The GT is built exactly as ``refbench eval`` builds it (GT rule, resize to the canvas, or
+    the original size when the protocol's canvas is None); predictions must have that size.
+    Returns the accumulator, notes, and the SplitData (for provenance).
+    """
+    from refbench.data import RISDataset, open_split
+
+    protocol = get_protocol(protocol)
+    sd = open_split(split, data_root)
+    ds = RISDataset(sd, protocol, skip_missing_images=True)  # only the GT is needed, not the images
+    preds = list_masks(pred_dir, "prediction")
+    missing = [s.sample_id for s in ds.samples if s.sample_id not in preds]
+    if missing:
+        raise RefbenchError(f"no prediction PNG for {len(missing)} of {len(ds)} samples of {sd.name}, e.g. "
+                            f"{missing[0]!r} (expected {Path(pred_dir) / (missing[0] + '.png')})")
+    acc = RISMetrics(protocol.replace(binarize="nonzero"))
+    notes = []
+    extra = len(set(preds) - {s.sample_id for s in ds.samples})
+    if extra:
+        notes.append(f"{extra} prediction PNG(s) not in {sd.name} were ignored")
+
+    def load(i: int) -> tuple[str, np.ndarray, np.ndarray, str]:
+        smp = ds.samples[i]
+        g, p = ds.gt(i), read_mask_png(preds[smp.sample_id])
+        if g.shape != p.shape:
+            raise RefbenchError(f"sample {smp.sample_id!r}: prediction {preds[smp.sample_id]} is {p.shape[1]}x"
+                                f"{p.shape[0]} but protocol {protocol.name} scores on {g.shape[1]}x{g.shape[0]}")
+        return smp.sample_id, p, g, smp.type
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for start in range(0, len(ds), batch_size):
+            chunk = list(pool.map(load, range(start, min(start + batch_size, len(ds)))))
+            by_shape: dict[tuple, list] = {}
+            for item in chunk:
+                by_shape.setdefault(item[1].shape, []).append(item)
+            for group in by_shape.values():
+                acc.update(torch.from_numpy(np.stack([p for _, p, _, _ in group])),
+                           torch.from_numpy(np.stack([g for _, _, g, _ in group])),
+                           [s for s, _, _, _ in group], [t for _, _, _, t in group])
+    canvas = f"{protocol.canvas}x{protocol.canvas} canvas" if protocol.canvas else "original image size"
+    notes.append(f"GT of {sd.name} built as refbench eval builds it ({canvas}, GT rule {protocol.gt_rule})")
+    return acc, notes, sd

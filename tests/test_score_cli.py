@@ -91,3 +91,29 @@ def test_score_bad_input_one_line_exit_2(dirs, run_cli, case, needle):
     assert code == 2
     assert needle in err
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_score_against_a_dataset_split(synth_tiny, tmp_path, run_cli):
+    """--gt SPLIT: the GT is built on the protocol canvas exactly as `refbench eval` builds it."""
+    from refbench.data import RISDataset, open_split
+
+    sd = open_split("synth-zom/val", synth_tiny)
+    ds = RISDataset(sd, "refzom")
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for i, s in enumerate(ds.samples):  # perfect predictions
+        Image.fromarray(ds.gt(i).astype(np.uint8) * 255).save(pred / f"{s.sample_id}.png")
+    code, out, err = run_cli("score", "--pred", pred, "--gt", "synth-zom/val", "--data-root", synth_tiny,
+                             "--protocol", "refzom", "--json", tmp_path / "r.json", "--bootstrap", 0)
+    assert code == 0, err
+    doc = load_results(tmp_path / "r.json")
+    assert doc["metrics"]["oIoU"] == 100.0 and doc["metrics"]["Acc"] == 100.0
+    assert doc["split_name"] == "synth-zom/val" and doc["counts"]["zero"] > 0 and doc["counts"]["many"] > 0
+    assert doc["protocol"]["canvas"] == 480
+    first = ds.samples[0].sample_id
+    (pred / f"{first}.png").unlink()
+    code, _, err = run_cli("score", "--pred", pred, "--gt", "synth-zom/val", "--data-root", synth_tiny,
+                           "--protocol", "refzom", "--bootstrap", 0)
+    assert code == 2 and "no prediction PNG for 1 of" in err
+    code, _, err = run_cli("score", "--pred", pred, "--gt", "synth-zom/vall", "--data-root", synth_tiny)
+    assert code == 2 and "not a dataset split" in err

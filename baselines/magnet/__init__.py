@@ -23,6 +23,6 @@ MODEL_INFO = ModelInfo(
         "magnet_all.pth": "multi-dataset, 448",
     },
     description="Swin-B + BERT-base with CAM (pyramid PWAMs, vision->language PWAMs), Mask2Former head "
-    "(1 query); 480x480, sigmoid>0.5; variant 'all' (magnet_all.pth) runs at 448: evaluate it with "
-    "--protocol lavt-448",
+    "(1 query); 480x480, sigmoid>0.5; variant 'all' (magnet_all.pth) runs at 448 under lavt-448",
+    variant_protocols={"all": "lavt-448"},
 )

@@ -13,7 +13,8 @@ def models_cmd() -> None:
         click.echo(f"{info.name}  ({info.paper})" if info.paper else info.name)
         if info.description:
             click.echo(f"  {info.description}")
-        click.echo(f"  variants: {', '.join(info.variants)}   protocol: {info.protocol}   "
+        extra = "".join(f" ({v}: {p})" for v, p in info.variant_protocols.items())
+        click.echo(f"  variants: {', '.join(info.variants)}   protocol: {info.protocol}{extra}   "
                    f"binarization: {info.binarize}")
         if info.checkpoints:
             click.echo("  official checkpoints: " + ", ".join(f"{k} ({v})" for k, v in info.checkpoints.items()))

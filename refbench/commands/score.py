@@ -1,10 +1,12 @@
 """``refbench score``: score saved PNG predictions against GT masks."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
+from refbench.errors import RefbenchError
 from refbench.metrics.stats import bootstrap_ci
 from refbench.protocols import PROTOCOLS
 from refbench.report import metrics_table
@@ -15,7 +17,10 @@ from refbench.score import score_directories
 @click.command()
 @click.option("--pred", "pred_dir", required=True, type=click.Path(path_type=Path),
               help="Directory of predicted masks <sample_id>.png (nonzero = foreground).")
-@click.option("--gt", "gt", required=True, help="Directory of GT masks <sample_id>.png (all-zero = no target).")
+@click.option("--gt", "gt", required=True,
+              help="Directory of GT masks <sample_id>.png (all-zero = no target), or a dataset split "
+                   "such as refcoco/val (GT built on the protocol canvas).")
+@click.option("--data-root", default=None, help="Data root for a --gt split (default: $REFBENCH_DATA).")
 @click.option("--protocol", default="lavt", show_default=True,
               help=f"Metric protocol: {', '.join(sorted(PROTOCOLS))}.")
 @click.option("--types", "types_file", type=click.Path(path_type=Path),
@@ -25,13 +30,29 @@ from refbench.score import score_directories
 @click.option("--bootstrap", default=1000, show_default=True, help="Bootstrap resamples for the 95% CI (0 = none).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
 @click.option("--batch-size", default=32, show_default=True, help="Masks scored per batch.")
-def score(pred_dir: Path, gt: str, protocol: str, types_file: Path | None, json_out: Path | None,
-          records_out: Path | None, bootstrap: int, seed: int, batch_size: int) -> None:
+def score(pred_dir: Path, gt: str, data_root: str | None, protocol: str, types_file: Path | None,
+          json_out: Path | None, records_out: Path | None, bootstrap: int, seed: int, batch_size: int) -> None:
     """Score saved predictions against ground truth (no model run).
 
     Example: refbench score --pred preds/ --gt gt/ --protocol refzom --json results.json
     """
-    acc, notes = score_directories(pred_dir, gt, protocol, types_file, batch_size=batch_size)
+    provenance = {"pred_dir": str(pred_dir), "gt": str(gt)}
+    if Path(gt).is_dir():
+        acc, notes = score_directories(pred_dir, gt, protocol, types_file, batch_size=batch_size)
+    else:
+        from refbench.data.splits import parse_split
+
+        try:
+            parse_split(gt)
+        except RefbenchError as e:
+            raise RefbenchError(f"--gt {gt}: no such directory, and not a dataset split ({e})") from None
+        from refbench.provenance import sha256_file
+        from refbench.score import score_against_split
+
+        acc, notes, sd = score_against_split(pred_dir, gt, protocol, data_root or os.environ.get("REFBENCH_DATA"),
+                                             batch_size=batch_size)
+        provenance.update(dataset=sd.dataset, split=sd.split, subset=sd.subset, split_name=sd.name,
+                          annotation_sha256={k: sha256_file(p) for k, p in sd.annotation_files.items()})
     report = acc.report()
     report.notes.extend(notes)
     ci = bootstrap_ci(acc.records, acc.protocol, n_resamples=bootstrap, seed=seed) if bootstrap > 0 else None
@@ -40,6 +61,6 @@ def score(pred_dir: Path, gt: str, protocol: str, types_file: Path | None, json_
         write_records_jsonl(records_out, acc.records)
     if json_out:
         method = f"percentile bootstrap over sentences, {bootstrap} resamples, seed {seed}" if ci else None
-        doc = results_document(report, "score", ci, method, pred_dir=str(pred_dir), gt=str(gt))
+        doc = results_document(report, "score", ci, method, **provenance)
         write_json_atomic(json_out, doc)
         click.echo(f"wrote {json_out}")

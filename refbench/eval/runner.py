@@ -92,9 +92,9 @@ def evaluate(cfg: EvalConfig, echo: Callable[[str], None] = click.echo) -> dict 
         if ctx.world > 1 and dev.type == "cuda":
             dev = torch.device("cuda", ctx.local_rank)
         info = get_model_info(cfg.model)
-        protocol = get_protocol(cfg.protocol or info.protocol)
         split = open_split(cfg.split, cfg.data_root)
         model = info.build(cfg.variant)
+        protocol = get_protocol(cfg.protocol or info.protocol_for(model.variant, split.definition.format))
         ckpt_path, ckpt_sha, notes = _load_weights(model, cfg, info)
         notes = cfg.extra_notes + notes
         protocol = protocol.resolve(model.binarize_rule)

@@ -176,7 +176,7 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] = click.echo) -> dict:
             notes += list(model.load_checkpoint(cfg.init_checkpoint, strict=False) or [])
         model.to(dev).train()
 
-        base_protocol = get_protocol(info.protocol).resolve(model.binarize_rule)
+        base_protocol = get_protocol(info.protocol_for(cfg.variant, None)).resolve(model.binarize_rule)
         train_protocol = base_protocol.replace(input_size=model.input_size, canvas=model.input_size)
         train_split = open_split(cfg.dataset, cfg.data_root)
         val_name = cfg.val or f"{train_split.dataset}/{recipe.select_split}"
