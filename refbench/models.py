@@ -131,6 +131,8 @@ BUILTIN: dict[str, str] = {
     "lavt": "baselines.lavt:MODEL_INFO",
     "magnet": "baselines.magnet:MODEL_INFO",
     "dmmi": "baselines.dmmi:MODEL_INFO",
+    "meres": "baselines.meres:MODEL_INFO",
+    "jmceln": "baselines.jmceln:MODEL_INFO",
 }
 
 

@@ -152,6 +152,16 @@ PROTOCOLS: dict[str, Protocol] = {
         binarize="sigmoid>0.35", p_compare=">", iou_eps=1e-6,
         description="CRIS test: 416 letterbox input, sigmoid>0.35 after warping back to the original "
         "size, IoU=I/(U+1e-6), headline mIoU, Pr@X with strict >."),
+    "jmceln": _LAVT.replace(
+        name="jmceln", input_size=416, canvas=416, normalization="clip", tokenizer="clip", token_length=30,
+        thresholds=(0.5, 0.9),
+        description="JMCELN (EMNLP 2023) as its paper reports it: mIoU, Pr@50, Pr@90 (Tables 1-3). Sec. 4: "
+        "images 'resized to 416x416' (stretched: no letterbox is mentioned), CLIP encoders (CLIP mean/std, "
+        "CLIP BPE, sentence length 30), argmax over the 2-channel map. Its metric details are in a "
+        "supplement we do not have; since every method was retrained at 416 with 'standardized data "
+        "preprocessing' against LAVT and the prediction is made at the input size, scoring follows "
+        "LAVT's test.py at 416: 416x416 canvas, NEAREST GT resize, GT=1 where polygon sum==1, per "
+        "sentence, mIoU=mean(I/U) with 0 when U=0, P@X with >= (oIoU is computed too)."),
 }
 
 
