@@ -29,7 +29,9 @@ def read_json(path: str | os.PathLike) -> Any:
     try:
         return json.loads(data)
     except json.JSONDecodeError as e:
-        where = "ends early (truncated download?)" if e.pos >= len(data.rstrip()) else f"line {e.lineno} column {e.colno}"
+        # An unterminated string means the scanner hit the end of the data looking for the closing quote.
+        truncated = e.pos >= len(data.rstrip()) or e.msg.startswith("Unterminated string")
+        where = "ends early (truncated download?)" if truncated else f"line {e.lineno} column {e.colno}"
         raise RefbenchError(f"{path}: not valid JSON, {where}: {e.msg}; re-download the file") from None
     except UnicodeDecodeError as e:
         raise RefbenchError(f"{path}: not UTF-8 JSON ({e.reason} at byte {e.start}); re-download the file") from None

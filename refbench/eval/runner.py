@@ -137,7 +137,7 @@ def evaluate(cfg: EvalConfig, echo: Callable[[str], None] = click.echo) -> dict 
                     "precision": cfg.precision, "limit": cfg.limit, "world_size": ctx.world,
                     "input_size": model.input_size, "sample_count": expected_total}
         store = RunStore(cfg.out, ctx.rank, ctx.world)
-        done, done_batches, resume_notes = store.start(settings, cfg.resume)
+        done, done_batches, resume_notes = store.start(settings, cfg.resume, ctx.barrier)
         notes += resume_notes
 
         acc = RISMetrics(protocol)

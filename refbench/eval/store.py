@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 from refbench.errors import RefbenchError
 from refbench.metrics.records import SampleRecords
@@ -40,8 +41,13 @@ class RunStore:
         return self.records_jsonl if self.world == 1 else self.out / f"records.rank{rank}-of-{self.world}.jsonl"
 
     # ---- start / resume -------------------------------------------------------------------
-    def start(self, settings: dict, resume: bool) -> tuple[SampleRecords, set[int], list[str]]:
-        """Prepare OUT; returns (records already done by this rank, finished batch indices, notes)."""
+    def start(self, settings: dict, resume: bool,
+              barrier: Callable[[], None] = lambda: None) -> tuple[SampleRecords, set[int], list[str]]:
+        """Prepare OUT; returns (records already done by this rank, finished batch indices, notes).
+
+        Every rank inspects OUT before any rank writes to it: ``barrier`` (the process group's, under
+        torchrun) separates the checks from the writes, so rank 0's new run.json never looks like an old run.
+        """
         notes: list[str] = []
         existing = self.run_json.exists() or self.records_jsonl.exists() or self.part_path(self.rank).exists()
         if existing and not resume:
@@ -58,6 +64,7 @@ class RunStore:
                 k = diff[0]
                 raise RefbenchError(f"cannot --resume {self.out}: setting {k!r} was {old.get(k)!r}, now "
                                     f"{settings.get(k)!r}; use the same settings or a new --out")
+        barrier()
         self.out.mkdir(parents=True, exist_ok=True)
         if self.rank == 0:
             write_json_atomic(self.run_json, settings)
