@@ -55,3 +55,16 @@ def tokens_to_map(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
 def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) feature map -> (B, H*W, C) row-major tokens."""
     return x.flatten(2).transpose(1, 2)
+
+
+def init_transformer_weights(module: nn.Module) -> None:
+    """Transformer random init over ``module``'s submodules: Linear weights ~ N(0, 0.02) truncated
+    at ±2σ, biases 0; LayerNorm weight 1, bias 0 (Swin's official init; MERES's random parts)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from baselines.common.layers import DropPath, tokens_to_map
+from baselines.common.layers import DropPath, init_transformer_weights, tokens_to_map
 from refbench.errors import RefbenchError
 
 # Value added to attention logits between tokens from different regions of a shifted window.
@@ -342,14 +342,7 @@ class SwinTransformer(nn.Module):
         zero-initialised in their constructor, end up N(0, 0.02) before pretrained Swin
         weights are loaded on top).
         """
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_transformer_weights(self)
 
     def set_grad_checkpointing(self, enabled: bool = True) -> None:
         """Recompute block activations in backward (saves memory when training at 480²)."""

@@ -33,14 +33,13 @@ BERT}``; here BERT is the child ``text_encoder``.  Facts: ../shared/specs/offici
 """
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from baselines.common.bert import BertTextEncoder
 from baselines.common.checkpoint import CheckpointLayout, load_model_checkpoint
+from baselines.common.configs import variant_config
 from baselines.common.layers import map_to_tokens, tokens_to_map
 from baselines.common.pwam import PAD_LOGIT, LanguageGate, word_mask_2d
 from baselines.common.resnet import ResNet, load_pretrained_resnet
@@ -49,7 +48,7 @@ from baselines.dmmi.config import CONFIGS, DMMIConfig
 from baselines.dmmi.decoder import DecoderOutput, DMMIDecoder
 from baselines.dmmi.erasing import erased_input_ids
 from baselines.dmmi.losses import MultiModalContrastiveLoss, segmentation_loss, similarity_loss
-from refbench.errors import RefbenchError, suggest
+from refbench.errors import RefbenchError
 from refbench.models import RISModel
 
 CHECKPOINT_LAYOUT = CheckpointLayout(dicts={"model": "", "bert_model": "text_encoder."})
@@ -402,16 +401,5 @@ def build(variant: str = "paper", bert_path: str | None = None, swin_path: str |
     """Build DMMI (random init unless ``bert_path`` / ``swin_path`` / ``resnet_path`` name local
     pretrained files).  ``overrides`` replace fields of the variant's :class:`DMMIConfig`
     (e.g. ``input_size=448``)."""
-    if variant not in CONFIGS:
-        raise suggest(variant, CONFIGS, "DMMI variant")
-    config = CONFIGS[variant]
-    if overrides:
-        valid = {f.name for f in dataclasses.fields(DMMIConfig)} - {"variant", "backbone"}
-        for key in overrides:
-            if key not in valid:
-                raise suggest(key, valid, "DMMI config field")
-        try:
-            config = dataclasses.replace(config, **overrides)
-        except ValueError as e:
-            raise RefbenchError(f"DMMI variant {variant!r}: {e}") from None
+    config = variant_config(CONFIGS, variant, "DMMI", overrides, frozen=("variant", "backbone"))
     return DMMI(config, bert_path=bert_path, swin_path=swin_path, resnet_path=resnet_path)

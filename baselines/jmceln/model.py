@@ -24,7 +24,6 @@ refbench's own, and every choice the paper leaves open is a field of
 """
 from __future__ import annotations
 
-import dataclasses
 from collections import OrderedDict
 
 import torch
@@ -33,6 +32,7 @@ from torch import nn
 
 from baselines.common.checkpoint import CheckpointLayout, load_model_checkpoint
 from baselines.common.clip import CLIPTextTransformer, ModifiedResNet, MultiheadAttention, load_clip_state_dict
+from baselines.common.configs import variant_config
 from baselines.common.layers import map_to_tokens, tokens_to_map
 from baselines.common.swin import SwinBlock
 from baselines.jmceln.config import ABLATIONS, CONFIGS, JMCELNConfig
@@ -354,20 +354,11 @@ def build(variant: str = "paper", ablation: str | None = None, clip_path: str | 
     ``ablation`` picks a Table 2 row (:data:`~baselines.jmceln.config.ABLATIONS`); ``overrides``
     replace fields of the variant's :class:`JMCELNConfig` (e.g. ``input_size=416``).
     """
-    if variant not in CONFIGS:
-        raise suggest(variant, CONFIGS, "JMCELN variant")
-    config = CONFIGS[variant]
     changes: dict = {}
     if ablation is not None:
         if ablation not in ABLATIONS:
             raise suggest(ablation, ABLATIONS, "JMCELN ablation (Table 2 row)")
         changes.update(ABLATIONS[ablation])
-    if overrides:
-        valid = {f.name for f in dataclasses.fields(JMCELNConfig)} - {"variant"}
-        for key in overrides:
-            if key not in valid:
-                raise suggest(key, valid, "JMCELN config field")
-        changes.update(overrides)
-    if changes:
-        config = dataclasses.replace(config, **changes)
+    changes.update(overrides)
+    config = variant_config(CONFIGS, variant, "JMCELN", changes)
     return JMCELN(config, clip_path=clip_path)

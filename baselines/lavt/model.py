@@ -24,10 +24,11 @@ from torch import nn
 
 from baselines.common.bert import BertTextEncoder
 from baselines.common.checkpoint import CheckpointLayout, load_model_checkpoint
+from baselines.common.configs import variant_config
 from baselines.common.pwam import PWAM, LanguageGate
 from baselines.common.swin import SwinTransformer, load_pretrained_swin
 from baselines.lavt.config import CONFIGS, LAVTConfig
-from refbench.errors import RefbenchError, suggest
+from refbench.errors import RefbenchError
 from refbench.models import RISModel
 
 # official dict -> prefix in this module's state dict; lavt_one checkpoints already carry
@@ -179,15 +180,5 @@ def build(variant: str = "paper", bert_path: str | None = None, swin_path: str |
 
     ``overrides`` replace fields of the variant's :class:`LAVTConfig` (e.g. ``input_size=416``).
     """
-    if variant not in CONFIGS:
-        raise suggest(variant, CONFIGS, "LAVT variant")
-    config = CONFIGS[variant]
-    if overrides:
-        import dataclasses
-
-        valid = {f.name for f in dataclasses.fields(LAVTConfig)} - {"variant"}
-        for key in overrides:
-            if key not in valid:
-                raise suggest(key, valid, "LAVT config field")
-        config = dataclasses.replace(config, **overrides)
+    config = variant_config(CONFIGS, variant, "LAVT", overrides)
     return LAVT(config, bert_path=bert_path, swin_path=swin_path)

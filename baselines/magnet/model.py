@@ -25,7 +25,6 @@ lang_proj.*}``, 1310 entries, 296,984,954 parameters (spec §2.1, Appendix A).
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -36,13 +35,14 @@ from torch import nn
 from baselines.common.bert import BertTextEncoder
 from baselines.common.checkpoint import (CheckpointLayout, extract_state_dict, load_state_dict_checked,
                                          read_checkpoint)
+from baselines.common.configs import variant_config
 from baselines.common.layers import apply_pointwise, map_to_tokens, tokens_to_map
 from baselines.common.pwam import PWAM, LanguageGate, masked_word_attention
 from baselines.common.swin import SwinStage, SwinTransformer, load_pretrained_swin
 from baselines.magnet.config import CONFIGS, MagNetConfig
 from baselines.magnet.head import MaskDecoderHead, sine_position_embedding
 from baselines.magnet.losses import cross_modal_alignment_loss, grounding_loss, mask_losses
-from refbench.errors import RefbenchError, suggest
+from refbench.errors import RefbenchError
 from refbench.models import RISModel
 
 CHECKPOINT_LAYOUT = CheckpointLayout(dicts={"model": ""})
@@ -525,13 +525,5 @@ def build(variant: str = "paper", bert_path: str | None = None, swin_path: str |
 
     ``overrides`` replace fields of the variant's :class:`MagNetConfig` (e.g. ``input_size=416``).
     """
-    if variant not in CONFIGS:
-        raise suggest(variant, CONFIGS, "MagNet variant")
-    config = CONFIGS[variant]
-    if overrides:
-        valid = {f.name for f in dataclasses.fields(MagNetConfig)} - {"variant"}
-        for key in overrides:
-            if key not in valid:
-                raise suggest(key, valid, "MagNet config field")
-        config = dataclasses.replace(config, **overrides)
+    config = variant_config(CONFIGS, variant, "MagNet", overrides)
     return MagNet(config, bert_path=bert_path, swin_path=swin_path)

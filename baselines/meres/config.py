@@ -114,6 +114,9 @@ class MERESConfig:
     temperature_min: float = 0.01
     # not stated in the paper (the objective is "BCE" + L_c, no weight given); chosen 1.0.
     contrastive_weight: float = 1.0
+    # The paper's mask loss is plain BCE (§3.3), i.e. pos_weight 1.0.  refbench's tiny CPU recipe
+    # raises it (refbench/train/recipes.py) to counter the synthetic benchmark's small foreground.
+    bce_pos_weight: float = 1.0
     # not stated in the paper (how Z+/Z- are read at stage-4 resolution); chosen: majority of the
     # cell (area-averaged GT >= 0.5), and a target too small to fill half a cell still marks its
     # best-covered cell(s) as relevant, so no target vanishes from the supervision.

@@ -37,9 +37,10 @@ def check_mask_target(target: torch.Tensor, batch: int, size: tuple[int, int]) -
     return target.float()
 
 
-def mask_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def mask_bce(logits: torch.Tensor, target: torch.Tensor, pos_weight: float = 1.0) -> torch.Tensor:
     """Mean BCE of (B, 1, H, W) logits against a (B, H, W) 0/1 float target (computed in float32)."""
-    return F.binary_cross_entropy_with_logits(logits[:, 0].float(), target)
+    weight = None if pos_weight == 1.0 else torch.tensor(pos_weight, device=logits.device)
+    return F.binary_cross_entropy_with_logits(logits[:, 0].float(), target, pos_weight=weight)
 
 
 def relevance_targets(target: torch.Tensor, grid: tuple[int, int], positive_fraction: float = 0.5) -> torch.Tensor:

@@ -24,15 +24,14 @@ The ablations of Tables 3–4 are config switches (``config.ABLATIONS``); e.g.
 """
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from baselines.common.bert import BertTextEncoder
 from baselines.common.checkpoint import CheckpointLayout, load_model_checkpoint
-from baselines.common.layers import map_to_tokens
+from baselines.common.configs import variant_config
+from baselines.common.layers import init_transformer_weights, map_to_tokens
 from baselines.common.swin import SwinTransformer, load_pretrained_swin
 from baselines.meres.config import ABLATIONS, CONFIGS, MERESConfig
 from baselines.meres.decoder import SegmentationDecoder
@@ -44,19 +43,6 @@ from refbench.models import RISModel
 # MERES has no official checkpoints: refbench's own layout ({"refbench": ..., "model": sd}) or a
 # bare / {"model": sd} / {"state_dict": sd} state dict in this module's key space.
 CHECKPOINT_LAYOUT = CheckpointLayout(dicts={"model": ""})
-
-
-def _init_linear(module: nn.Module) -> None:
-    """Transformer init for the randomly initialised parts (§4.1: "The decoder was randomly
-    initialized"): Linear weights ~ N(0, 0.02) truncated at ±2σ, biases 0; LayerNorm 1 / 0."""
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
 
 class MERES(RISModel):
@@ -99,7 +85,7 @@ class MERES(RISModel):
                             if config.uses_visual_expression and config.contrastive_loss else None)
         for part in (self.linguistic_enhancement, self.extractor, self.pixel_tokens, self.decoder):
             if part is not None:
-                _init_linear(part)
+                init_transformer_weights(part)  # §4.1: "The decoder was randomly initialized"
 
     # -- 1. vision and language feature extraction (§3.1) -----------------------------------------
     def _build_text_encoder(self, bert_path: str | None, clip_path: str | None) -> nn.Module:
@@ -207,7 +193,7 @@ class MERES(RISModel):
         feats = self.forward_features(images, batch["input_ids"], batch["attention_mask"])
         logits = F.interpolate(feats["logits_lowres"], size=images.shape[-2:], mode="bilinear", align_corners=False)
         target = check_mask_target(batch["mask"], images.shape[0], tuple(images.shape[-2:]))
-        bce = mask_bce(logits, target)
+        bce = mask_bce(logits, target, self.config.bce_pos_weight)
         terms = {"bce": bce}
         total = bce
         if self.contrastive is not None:
@@ -248,14 +234,5 @@ def build(variant: str = "paper", bert_path: str | None = None, swin_path: str |
             raise suggest(ablation, ABLATIONS, "MERES ablation")
         changes.update(ABLATIONS[ablation])
     changes.update(overrides)
-    config = CONFIGS[variant]
-    if changes:
-        valid = {f.name for f in dataclasses.fields(MERESConfig)} - {"variant"}
-        for key in changes:
-            if key not in valid:
-                raise suggest(key, valid, "MERES config field")
-        try:
-            config = dataclasses.replace(config, **changes)
-        except (ValueError, TypeError) as e:
-            raise RefbenchError(f"MERES variant {variant!r}: {e}") from None
+    config = variant_config(CONFIGS, variant, "MERES", changes)
     return MERES(config, bert_path=bert_path, swin_path=swin_path, clip_path=clip_path)
