@@ -45,7 +45,7 @@ from refbench.errors import RefbenchError
 
 # Bumped whenever the files generated for a given (seed, size) change, so cached builds
 # made by an older generator are rebuilt (ensure_synth) rather than silently reused.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 SPLITS = ("train", "val", "testA", "testB")
 # Images per split for each benchmark size.
 BENCHMARK_SIZES: dict[str, dict[str, int]] = {

@@ -63,7 +63,7 @@ BACKGROUNDS: dict[str, tuple[int, int, int]] = {
 # ("small" / "medium" / "large") decidable from the image alone.  Targets cover ~3-15 % of
 # the image (mean ~7 %), closer to RefCOCO's referents than tiny shapes, so that CPU-sized
 # models see enough foreground at a 160-pixel input.
-SIZES: dict[str, tuple[float, float]] = {"small": (56.0, 70.0), "medium": (86.0, 104.0), "large": (126.0, 150.0)}
+SIZES: dict[str, tuple[float, float]] = {"small": (70.0, 86.0), "medium": (106.0, 126.0), "large": (150.0, 176.0)}
 
 
 @dataclass
@@ -173,8 +173,8 @@ class SceneConfig:
 
     width: int = 640
     height: int = 480
-    n_objects: tuple[int, ...] = (2, 3, 4, 5)
-    n_objects_p: tuple[float, ...] = (0.25, 0.35, 0.3, 0.1)
+    n_objects: tuple[int, ...] = (2, 3, 4)
+    n_objects_p: tuple[float, ...] = (0.3, 0.45, 0.25)
     p_repeat_category: float = 0.4
     p_repeat_color: float = 0.3
     p_occlude: float = 0.2
