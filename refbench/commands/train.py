@@ -29,8 +29,12 @@ import click
 @click.option("--val-limit", type=int, default=None, help="Validate on the first N samples only.")
 @click.option("--workers", default=0, show_default=True, help="DataLoader worker processes.")
 @click.option("--init-checkpoint", default=None, help="Start from these weights (e.g. pretrained parts).")
+@click.option("--model-arg", "model_args", multiple=True,
+              help="KEY=VALUE passed to the model builder (a config field or an ablation), e.g. "
+                   "--model-arg ablation=ve_only or --model-arg ce_class_weights=[0.5,2.0]; VALUE is JSON or a string.")
 def train_cmd(model, variant, dataset, val, out, data_root, device, precision, seed, resume, micro_batch, epochs,
-              batch_size, lr, input_size, max_steps, save_every, val_limit, workers, init_checkpoint) -> None:
+              batch_size, lr, input_size, max_steps, save_every, val_limit, workers, init_checkpoint,
+              model_args) -> None:
     """Train MODEL with its paper's recipe (AdamW, poly decay, epochs, batch) on DATASET.
 
     Example: refbench train --model lavt --variant tiny --dataset synth/train --out runs/lavt-tiny
@@ -41,4 +45,23 @@ def train_cmd(model, variant, dataset, val, out, data_root, device, precision, s
                       data_root=data_root or os.environ.get("REFBENCH_DATA"), device=device, precision=precision,
                       seed=seed, resume=resume, micro_batch=micro_batch, epochs=epochs, batch_size=batch_size,
                       lr=lr, input_size=input_size, max_steps=max_steps, save_every=save_every, val_limit=val_limit,
-                      workers=workers, init_checkpoint=init_checkpoint))
+                      workers=workers, init_checkpoint=init_checkpoint, model_args=parse_model_args(model_args)))
+
+
+def parse_model_args(items: tuple[str, ...]) -> dict:
+    """``("ablation=ve_only", "topk_ratio=0.1")`` -> ``{"ablation": "ve_only", "topk_ratio": 0.1}``."""
+    import json
+
+    from refbench.errors import RefbenchError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RefbenchError(f"--model-arg {item!r}: use KEY=VALUE, e.g. ablation=ve_only")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        out[key.strip()] = tuple(parsed) if isinstance(parsed, list) else parsed
+    return out

@@ -69,7 +69,7 @@ class TrainConfig:
     init_checkpoint: str | None = None
     log_every: int = 10
     find_unused_parameters: bool = False
-    extra: dict = field(default_factory=dict)
+    model_args: dict = field(default_factory=dict)  # builder keyword arguments (config fields, ablations)
 
 
 class _LossModule(nn.Module):
@@ -105,6 +105,19 @@ def _atomic_save(obj, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def _build_for_training(info, variant: str, recipe: TrainRecipe, model_args: dict) -> RISModel:
+    """The model at the recipe's input size with the recipe's training-only overrides (those the
+    model's config has; e.g. ``ce_class_weights`` exists for LAVT/DMMI/JMCELN, not for MagNet) and
+    the user's ``--model-arg`` settings (passed as given)."""
+    import dataclasses
+
+    probe = info.build(variant, input_size=recipe.input_size, **model_args)
+    config = getattr(probe, "config", None)
+    names = {f.name for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config) else set()
+    extra = {k: v for k, v in recipe.model_overrides if k in names and k not in model_args}
+    return info.build(variant, input_size=recipe.input_size, **model_args, **extra) if extra else probe
 
 
 def epoch_order(n: int, epoch: int, seed: int) -> list[int]:
@@ -170,7 +183,7 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] = click.echo) -> dict:
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
-        model = info.build(cfg.variant, input_size=recipe.input_size) if recipe.input_size else info.build(cfg.variant)
+        model = _build_for_training(info, cfg.variant, recipe, cfg.model_args)
         notes: list[str] = []
         if cfg.init_checkpoint:
             notes += list(model.load_checkpoint(cfg.init_checkpoint, strict=False) or [])
@@ -347,8 +360,8 @@ class _nullctx:
 
 def _config_key(cfg: TrainConfig, recipe: TrainRecipe, world: int, micro: int) -> str:
     return json.dumps({"model": cfg.model, "variant": cfg.variant, "dataset": cfg.dataset, "seed": cfg.seed,
-                       "recipe": recipe.to_dict(), "world": world, "micro": micro, "precision": cfg.precision},
-                      sort_keys=True)
+                       "recipe": recipe.to_dict(), "world": world, "micro": micro, "precision": cfg.precision,
+                       "model_args": cfg.model_args}, sort_keys=True, default=str)
 
 
 def _jsonable(d: dict) -> dict:
