@@ -30,7 +30,16 @@ PAPERS: dict[str, str] = {
     "meres": "MERES: Visual Expression for Referring Expression Segmentation",
     "jmceln": "JMCELN: Joint Mask and Contextual Embedding Learning Network (EMNLP 2023)",
 }
-DATASETS = ("refcoco", "refcoco+", "refcocog-umd", "refcocog-google", "ref-zom", "grefcoco")
+#: refbench's own reference numbers (tiny models trained by refbench on its synthetic benchmark,
+#: evaluated with the shipped checkpoints); tables like the papers', so that `refbench reproduce`
+#: and the demo can regenerate them
+REFERENCE: dict[str, str] = {
+    "refbench": "refbench reference runs: tiny models trained by refbench on its synthetic benchmark",
+}
+#: every source of published numbers: the four papers and refbench's reference runs
+SOURCES: dict[str, str] = {**PAPERS, **REFERENCE}
+DATASETS = ("refcoco", "refcoco+", "refcocog-umd", "refcocog-google", "ref-zom", "grefcoco", "synth", "synth-zom",
+            "synth-grefcoco")
 SPLITS = ("train", "val", "testA", "testB", "test")
 SUBSETS = ("", "seen", "unseen")
 METRICS = ("oIoU", "mIoU", "P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9", "Acc", "gIoU", "cIoU", "N-acc", "T-acc",
@@ -186,15 +195,15 @@ def _table_sort_key(table: str) -> tuple[int, str]:
 
 
 def check_paper(paper: str) -> str:
-    """``paper`` if known, else a RefbenchError listing the papers."""
-    if paper not in PAPERS:
-        raise suggest(paper, PAPERS, "paper")
+    """``paper`` if known (one of SOURCES), else a RefbenchError listing them."""
+    if paper not in SOURCES:
+        raise suggest(paper, SOURCES, "paper")
     return paper
 
 
 def published(paper: str | None = None, table: str | None = None) -> list[PublishedNumber]:
     """Published numbers, in paper, table and row order; filtered by paper and table."""
-    papers = [check_paper(paper)] if paper is not None else list(PAPERS)
+    papers = [check_paper(paper)] if paper is not None else list(SOURCES)
     out = [n for p in papers for n in _load_paper(p)]
     if table is not None:
         if paper is None:
@@ -246,5 +255,55 @@ def reproduced_runs() -> list[ReproducedRun]:
     return out
 
 
-__all__ = ["PAPERS", "DATASETS", "SPLITS", "METRICS", "WORD_METRICS", "COLUMNS", "PublishedNumber", "ReproducedRun",
+__all__ = ["PAPERS", "REFERENCE", "SOURCES", "CheckpointEntry", "checkpoint_manifest", "checkpoints_for", "DATASETS", "SPLITS", "METRICS", "WORD_METRICS", "COLUMNS", "PublishedNumber", "ReproducedRun",
            "published", "tables", "reproduced_runs", "parse_csv", "parse_setting", "check_paper"]
+
+
+# ---- checkpoint manifest ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckpointEntry:
+    """Which checkpoint file serves (model, variant) on a dataset, and where it comes from.
+
+    ``file`` may contain ``{dataset}`` (refbench-trained weights, one file per dataset);
+    ``source`` says where to get it (or the ``refbench train`` command that produces it).
+    """
+
+    model: str
+    variant: str
+    dataset: str
+    file: str
+    source: str
+    note: str
+
+    @property
+    def official(self) -> bool:
+        return "official" in self.note
+
+
+@lru_cache(maxsize=None)
+def checkpoint_manifest() -> tuple[CheckpointEntry, ...]:
+    """Every (model, variant, dataset) -> checkpoint file entry of ``checkpoints.csv``."""
+    name = "leaderboards/checkpoints.csv"
+    try:
+        text = _package_file("checkpoints.csv").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RefbenchError(f"{name} is missing from the installed package; reinstall refbench") from None
+    reader = csv.DictReader(io.StringIO(text))
+    want = ("model", "variant", "datasets", "file", "source", "note")
+    if tuple(reader.fieldnames or ()) != want:
+        raise RefbenchError(f"{name}: header must be exactly {','.join(want)}")
+    out = []
+    for line, raw in enumerate(reader, start=2):
+        if None in raw or any(v is None for v in raw.values()) or not raw["file"] or not raw["datasets"]:
+            raise RefbenchError(f"{name}:{line}: expected {len(want)} non-empty fields")
+        for ds in raw["datasets"].split(";"):
+            ds = ds.strip()
+            out.append(CheckpointEntry(raw["model"], raw["variant"], ds, raw["file"].replace("{dataset}", ds),
+                                       raw["source"].replace("{dataset}", ds), raw["note"]))
+    return tuple(out)
+
+
+def checkpoints_for(model: str, variant: str, dataset: str) -> list[CheckpointEntry]:
+    """Manifest entries that serve ``model``/``variant`` on ``dataset`` (official first)."""
+    hits = [e for e in checkpoint_manifest() if (e.model, e.variant, e.dataset) == (model, variant, dataset)]
+    return sorted(hits, key=lambda e: not e.official)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -169,6 +170,18 @@ def get_model_info(name: str) -> ModelInfo:
 
 def list_models() -> list[ModelInfo]:
     return [get_model_info(n) for n in sorted(registry())]
+
+
+def shipped_checkpoint(name: str, variant: str) -> "Path | None":
+    """refbench's own trained weights for (model, variant) shipped in the package, if any:
+    ``baselines/<name>/weights/<name>_<variant>_synth.pt`` (the tiny variants, trained on the
+    synthetic benchmark by ``refbench train``), else None."""
+    try:
+        module = importlib.import_module(registry().get(name, "").split(":")[0] or name)
+    except ImportError:
+        return None
+    path = Path(module.__file__).parent / "weights" / f"{name}_{variant}_synth.pt"
+    return path if path.is_file() else None
 
 
 def build_model(name: str, variant: str | None = None, **overrides: Any) -> RISModel:

@@ -122,7 +122,7 @@ def test_torchrun_two_processes_equals_one(synth_tiny, lavt_tiny_checkpoint, tmp
     ("ckpt", "checkpoint"),
     ("nockpt", "needs --checkpoint"),
 ])
-def test_eval_bad_input_one_line(case, needle, synth_tiny, lavt_tiny_checkpoint, tmp_path, run_cli):
+def test_eval_bad_input_one_line(case, needle, synth_tiny, lavt_tiny_checkpoint, tmp_path, run_cli, monkeypatch):
     import torch
 
     args = eval_args(synth_tiny, lavt_tiny_checkpoint, tmp_path / "o", limit=4)
@@ -139,7 +139,8 @@ def test_eval_bad_input_one_line(case, needle, synth_tiny, lavt_tiny_checkpoint,
     elif case == "ckpt":
         torch.save({"model": {"foo.weight": torch.zeros(2)}}, tmp_path / "other.pth")
         args[10] = tmp_path / "other.pth"
-    elif case == "nockpt":
+    elif case == "nockpt":  # a variant without shipped weights
+        monkeypatch.setattr("refbench.eval.runner.shipped_checkpoint", lambda model, variant: None)
         i = args.index("--checkpoint")
         del args[i:i + 2]
     code, out, err = run_cli(*args)

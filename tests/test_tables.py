@@ -287,10 +287,26 @@ def test_protocol_mismatch_is_noted(tmp_path):
     assert any("was scored with protocol lavt; dmmi:2 reports protocol refzom" in n for n in tables[0].notes)
 
 
-def test_score_documents_are_shown_without_published_numbers(run_cli, tmp_path):
-    from refbench.demo import write_generated_masks
+def _write_masks(root, n=12, size=32):
+    """GT PNG masks (every sixth empty) and noisy copies of them, as `refbench score` reads them."""
+    import numpy as np
+    from PIL import Image
 
-    write_generated_masks(tmp_path / "masks", n=12, size=32)
+    rng = np.random.default_rng(0)
+    for kind in ("gt", "noisy"):
+        (root / kind).mkdir(parents=True)
+    for i in range(n):
+        gt = np.zeros((size, size), bool)
+        if i % 6:
+            y, x = rng.integers(0, size // 2, 2)
+            gt[y:y + size // 3, x:x + size // 3] = True
+        noisy = gt ^ (rng.random((size, size)) < 0.03) if i % 6 else gt
+        for kind, m in (("gt", gt), ("noisy", noisy)):
+            Image.fromarray(m.astype(np.uint8) * 255).save(root / kind / f"s{i:04d}.png")
+
+
+def test_score_documents_are_shown_without_published_numbers(run_cli, tmp_path):
+    _write_masks(tmp_path / "masks")
     code, _, err = run_cli("score", "--pred", tmp_path / "masks/noisy", "--gt", tmp_path / "masks/gt",
                            "--json", tmp_path / "s/results.json", "--records", tmp_path / "s/records.jsonl",
                            "--bootstrap", 50)
@@ -318,7 +334,20 @@ def test_results_of_another_schema_are_refused(run_cli, tmp_path, mutate, needle
     assert code == 2 and err.startswith("error: ") and needle in err and err.count("\n") == 1, err
 
 
-def test_reproduced_with_empty_index_is_a_clear_error(run_cli):
+def test_reproduced_lists_the_shipped_reference_runs(run_cli):
+    code, out, err = run_cli("table", "--reproduced", "--format", "csv")
+    assert code == 0, err
+    rows = list(csv.reader(io.StringIO(out.split("\n\n")[0])))
+    runs = {r[0] for r in rows[1:]}
+    assert {"lavt/tiny", "magnet/tiny", "dmmi/tiny", "meres/tiny", "jmceln/tiny"} <= runs
+    # the shipped results are the reference numbers themselves: every delta is zero
+    assert all(r[6] in ("-0.00", "+0.00") for r in rows[1:] if r[3] != "-")
+
+
+def test_reproduced_with_empty_index_is_a_clear_error(run_cli, monkeypatch):
+    import leaderboards
+
+    monkeypatch.setattr(leaderboards, "reproduced_runs", lambda: [])
     code, _, err = run_cli("table", "--reproduced")
     assert code == 2 and "lists no runs yet" in err
 

@@ -51,6 +51,16 @@ def test_verify_refuses_partial_and_unknown(eval_doc, tmp_path, run_cli):
     code, _, err = run_cli("verify", tmp_path / "nope.json")
     assert code == 2 and "no such results file" in err
     q = tmp_path / "synth.json"
-    q.write_text(json.dumps(eval_doc))
+    q.write_text(json.dumps({**eval_doc, "variant": "paper"}))  # nobody publishes paper-size LAVT on synth
     code, _, err = run_cli("verify", q)
     assert code == 2 and "no published number" in err
+
+
+def test_verify_synth_run_against_refbench_reference(eval_doc, tmp_path, run_cli):
+    """A fixed-seed (untrained) tiny LAVT does not reproduce the shipped model's reference numbers."""
+    p = tmp_path / "synth.json"
+    p.write_text(json.dumps(eval_doc))
+    code, out, err = run_cli("verify", p)
+    assert code == 1, err
+    assert "41.40 (refbench:synth)" in out and "NO" in out
+

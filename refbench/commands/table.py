@@ -22,7 +22,7 @@ def _listing() -> str:
     from refbench.tables.layouts import LAYOUTS
 
     lines = []
-    for paper, title in leaderboards.PAPERS.items():
+    for paper, title in leaderboards.SOURCES.items():
         lines.append(f"{paper}: {title}")
         for lay in LAYOUTS.values():
             if lay.paper == paper:
@@ -31,7 +31,7 @@ def _listing() -> str:
 
 
 @click.command()
-@click.option("--paper", help="Paper: magnet, dmmi, meres, jmceln.")
+@click.option("--paper", help="Paper: magnet, dmmi, meres, jmceln (or refbench: its synthetic reference runs).")
 @click.option("--table", "table_id", help="Table id as printed: 1, 2, 3a … ('3' = all of 3a-3f); default: all.")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv"]), default="markdown",
               show_default=True, help="Output format.")

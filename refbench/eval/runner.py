@@ -25,7 +25,7 @@ from refbench.eval.store import RunStore
 from refbench.metrics.accumulator import RISMetrics
 from refbench.metrics.distributed import all_gather_metrics
 from refbench.metrics.stats import bootstrap_ci
-from refbench.models import RISModel, get_model_info
+from refbench.models import RISModel, get_model_info, shipped_checkpoint
 from refbench.protocols import get_protocol
 from refbench.provenance import sha256_file
 from refbench.report import metrics_table
@@ -60,11 +60,10 @@ def _load_weights(model: RISModel, cfg: EvalConfig, info) -> tuple[str | None, s
     """Load the checkpoint (explicit, or the model's shipped default); returns path, sha256, notes."""
     path = cfg.checkpoint
     notes: list[str] = []
-    if path is None:
-        default = getattr(model, "default_checkpoint", None)
-        path = default() if callable(default) else None
+    if path is None and not cfg.random_init:
+        path = shipped_checkpoint(cfg.model, model.variant)
         if path is not None:
-            notes.append(f"checkpoint: refbench's shipped {model.name}/{model.variant} weights")
+            notes.append(f"checkpoint: refbench's shipped {cfg.model}/{model.variant} weights ({path.name})")
     if path is None:
         if cfg.random_init:
             return None, None, ["RANDOM WEIGHTS: no checkpoint loaded (--random-init); numbers are meaningless"]

@@ -382,7 +382,7 @@ def compare_report(paths: list[str | Path], against: Layout | None = None, metri
         scope = against.key
     else:
         numbers = main_numbers()
-        scope = "the main tables of " + ", ".join(PAPERS)
+        scope = "the main tables of " + ", ".join(PAPERS) + " and refbench's reference table (synth)"
     tables = [against_table(against, runs)] if against is not None else []
     tables.append(comparison_table(runs, numbers, scope))
     gen = generalization_table(runs, metric, numbers)

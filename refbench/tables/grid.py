@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from leaderboards import PAPERS, WORD_METRICS, PublishedNumber, parse_setting
+from leaderboards import SOURCES, WORD_METRICS, PublishedNumber, parse_setting
 from refbench.errors import RefbenchError
 from refbench.tables.layouts import Layout
 
@@ -153,7 +153,7 @@ def build_published(layout: Layout, numbers: list[PublishedNumber]) -> Table:
         _mark(rows, groups, second=layout.marks == "bold+underline")
     if layout.delta:
         _deltas(rows, groups, layout.delta)
-    title = f"{PAPERS[layout.paper].split(':')[0]} Table {layout.table}"
+    title = f"{SOURCES[layout.paper].split(':')[0]} Table {layout.table}"
     marks = {"none": "", "bold": " Bold: best",
              "bold+underline": " Bold: best, underlined: second best"}[layout.marks]
     if marks:

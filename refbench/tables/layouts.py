@@ -287,6 +287,23 @@ _add(Layout(
     labels=(("Model", "method"), ("Split", "setting:Split")), marks="bold", groups=((1, 2), (3, 4)), delta="first"))
 
 
+# ---- refbench's reference runs on its synthetic benchmark ---------------------------------------------------------
+_SYNTH_COLS = [("mIoU", "mIoU"), ("oIoU", "oIoU"), ("P@0.5", "P@0.5"), ("P@0.9", "P@0.9")]
+_add(Layout(
+    "refbench", "synth",
+    "Tiny variants of the reference models trained from scratch by `refbench train` on the synthetic benchmark "
+    "(synth/train, size small, seed 0; at most 20 CPU-minutes each), evaluated with the checkpoints shipped in the "
+    "package on synth/val, synth/testA (round shapes) and synth/testB (the others). Trivial predictors for scale: "
+    "empty mask, full image, and the largest annotated object (ignores the sentence). Best per column in bold.",
+    "refbench protocol lavt (480x480 canvas, oIoU = sum I / sum U, mIoU = mean IoU, P@X with >=); each model's "
+    "official binarization (argmax, or sigmoid > 0.5 for MagNet and MERES); tiny models run at their own input "
+    "size and their logits are resized to the canvas.",
+    _metric_cols("synth val", "synth", "val", _SYNTH_COLS[:2]) + _metric_cols("synth testA", "synth", "testA",
+                                                                                _SYNTH_COLS)
+    + _metric_cols("synth testB", "synth", "testB", _SYNTH_COLS),
+    labels=(("Model", "method"),), section_header="", marks="bold", protocol_name="lavt"))
+
+
 def get_layout(paper: str, table: str) -> Layout:
     """The layout of ``paper`` table ``table``; a RefbenchError naming the valid tables otherwise."""
     from leaderboards import check_paper
