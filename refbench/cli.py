@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "plot": "refbench.commands.plot:plot",
     "train": "refbench.commands.train:train_cmd",
     "verify": "refbench.commands.verify:verify_cmd",
+    "reproduce": "refbench.commands.reproduce:reproduce_cmd",
 }
 
 

@@ -1,0 +1,81 @@
+"""`refbench reproduce`: plan cells from a paper table, run them, re-use finished ones, show missing ones."""
+import json
+
+import pytest
+
+import refbench.reproduce as reproduce_mod
+
+
+def test_dry_run_magnet1_lists_all_nine_cells(tmp_path, run_cli):
+    empty = tmp_path / "data"
+    empty.mkdir()
+    code, out, err = run_cli("reproduce", "magnet:1", "--data-root", empty, "--dry-run", "--out", tmp_path / "o")
+    assert code == 0, err
+    assert out.startswith("9 cell(s): 9 missing-checkpoint")
+    for split in ("refcoco/val", "refcoco/testA", "refcoco/testB", "refcoco+/val", "refcoco+/testA", "refcoco+/testB",
+                  "refcocog-umd/val", "refcocog-umd/test", "refcocog-google/val"):
+        assert f"[missing-checkpoint] magnet:{split}  protocol lavt" in out
+    assert "put magnet_refcocog_google.pth (Hugging Face yxchng/magnet_weights) in --checkpoints DIR" in out
+    assert not (tmp_path / "o").exists()
+
+
+def test_dry_run_with_checkpoints_but_no_data(tmp_path, run_cli):
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    for f in ("magnet_refcoco.pth", "magnet_all.pth"):
+        (ck / f).write_bytes(b"x")
+    empty = tmp_path / "data"
+    empty.mkdir()
+    code, out, err = run_cli("reproduce", "magnet:1", "--rows", "magnet", "--rows", "magnet-all", "--data-root", empty,
+                             "--checkpoints", ck, "--dry-run", "--out", tmp_path / "o")
+    assert code == 0, err
+    assert "[missing-data] magnet:refcoco/val" in out and "[missing-data] magnet-all:refcoco+/testB  protocol lavt-448" in out
+    assert "[missing-checkpoint] magnet:refcoco+/val" in out
+    assert out.startswith("17 cell(s)")
+
+
+def test_bad_table_and_rows(tmp_path, run_cli):
+    code, _, err = run_cli("reproduce", "magnet:9", "--dry-run")
+    assert code == 2 and "no table" in err
+    code, _, err = run_cli("reproduce", "magnet:1", "--rows", "cris-x", "--dry-run")
+    assert code == 2 and "has no row 'cris-x'" in err
+    code, _, err = run_cli("reproduce", "magnet:1", "--checkpoint", "magnet=/nope.pth", "--dry-run")
+    assert code == 2 and "does not exist" in err
+
+
+@pytest.fixture
+def tiny_checkpoints(tmp_path_factory):
+    """Fixed-seed tiny LAVT and MagNet checkpoints under their manifest names (not DMMI's)."""
+    import torch
+
+    from baselines.common.checkpoint import save_checkpoint
+    from refbench.models import build_model
+
+    d = tmp_path_factory.mktemp("ck")
+    for name in ("lavt", "magnet"):
+        torch.manual_seed(0)
+        save_checkpoint(build_model(name, "tiny"), d / f"{name}_tiny_synth.pt")
+    return d
+
+
+def test_synthetic_table_end_to_end_reuse_and_missing(synth_tiny, tiny_checkpoints, tmp_path, run_cli, monkeypatch):
+    monkeypatch.setattr(reproduce_mod, "shipped_checkpoint", lambda model, variant: None)
+    args = ["reproduce", "refbench:synth", "--rows", "lavt-tiny", "--rows", "magnet-tiny", "--rows", "dmmi-tiny",
+            "--checkpoints", tiny_checkpoints, "--data-root", synth_tiny, "--device", "cpu", "--bootstrap", 20,
+            "--out", tmp_path / "rep"]
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    doc = json.loads((tmp_path / "rep" / "reproduce.json").read_text())
+    status = {c["row"] + ":" + c["split"]: c["status"] for c in doc["cells"]}
+    assert status == {f"{row}:synth/{split}": "missing-checkpoint" if row == "dmmi-tiny" else "done"
+                      for row in ("lavt-tiny", "magnet-tiny", "dmmi-tiny") for split in ("val", "testA", "testB")}
+    md = (tmp_path / "rep" / "refbench_synth.md").read_text()
+    assert "missing" in md and "dmmi_tiny_synth.pt" in md
+    assert (tmp_path / "rep" / "refbench_synth.tex").read_text().count("\\toprule") == 1
+    results = sorted((tmp_path / "rep" / "cells").glob("*/*/results.json"))
+    assert len(results) == 6
+    stamps = [p.stat().st_mtime_ns for p in results]
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    assert out.startswith("9 cell(s): 6 done, 3 missing-checkpoint")
+    assert [p.stat().st_mtime_ns for p in results] == stamps  # nothing re-evaluated
