@@ -1,8 +1,15 @@
-"""The demo behind ``make demo``: generated masks scored with every protocol.
+"""The demo behind ``make demo``: refbench's main job on the embedded synthetic benchmark.
 
-Writes GT and prediction PNGs for a small set of generated scenes, then scores three
-predictors (a noisy copy of the GT, the empty mask, the full image) with ``refbench
-score``'s code path and prints the tables.
+No download and no training: the tiny variants of the five reference models ship with trained
+weights (``baselines/<model>/weights``).  The demo
+
+1. builds the default synthetic benchmark once (small, seed 0; ~15 s) unless ``--data-root``
+   has one;
+2. runs ``refbench reproduce refbench:synth``: evaluates every shipped model on synth/val,
+   synth/testA and synth/testB and writes refbench's reference table with the published
+   (reference) and reproduced numbers side by side, as Markdown and LaTeX;
+3. draws two figures: reference vs reproduced mIoU per model and split, and image / GT /
+   prediction overlays of the best model on a few test sentences.
 """
 from __future__ import annotations
 
@@ -10,60 +17,78 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 from PIL import Image
 
-from refbench.metrics.stats import bootstrap_ci
-from refbench.report import metrics_table
-from refbench.results import results_document, write_json_atomic
-from refbench.score import score_directories
+from refbench.errors import RefbenchError
 
 
-def _ellipse(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    yy, xx = np.mgrid[:h, :w]
-    cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
-    ry, rx = rng.uniform(0.05, 0.3) * h, rng.uniform(0.05, 0.3) * w
-    return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
-
-
-def write_generated_masks(root: Path, n: int = 60, size: int = 120, seed: int = 0) -> dict[str, str]:
-    """GT masks (one in six empty) and three predictors' masks; returns sample types."""
-    rng = np.random.default_rng(seed)
-    dirs = {k: root / k for k in ("gt", "noisy", "empty", "full")}
-    for d in dirs.values():
-        d.mkdir(parents=True, exist_ok=True)
-    types = {}
-    for i in range(n):
-        sid = f"s{i:04d}"
-        if i % 6 == 0:
-            gt = np.zeros((size, size), bool)
-            types[sid] = "zero"
-        else:
-            k = 1 if i % 4 else 2
-            gt = np.zeros((size, size), bool)
-            for _ in range(k):
-                gt |= _ellipse(size, size, rng)
-            types[sid] = "one" if k == 1 else "many"
-        noisy = gt ^ (rng.random((size, size)) < 0.03) if i % 6 else np.zeros_like(gt)
-        for name, m in (("gt", gt), ("noisy", noisy), ("empty", np.zeros_like(gt)), ("full", np.ones_like(gt))):
-            Image.fromarray(m.astype(np.uint8) * 255).save(dirs[name] / f"{sid}.png")
-    return types
-
-
-def run_demo(out: Path, seed: int = 0, echo: Callable[[str], None] = print) -> None:
-    import json
+def run_demo(out: Path, data_root: str | None = None, echo: Callable[[str], None] = print,
+             bootstrap: int = 200) -> dict:
+    """Run the demo into ``out``; returns the reproduce document."""
+    from refbench.reproduce import reproduce
 
     out = Path(out)
-    masks = out / "masks"
-    types = write_generated_masks(masks, seed=seed)
-    (out / "types.json").write_text(json.dumps(types, indent=1))
-    for predictor in ("noisy", "empty", "full"):
-        for protocol in ("lavt", "refzom"):
-            acc, notes = score_directories(masks / predictor, masks / "gt", protocol, out / "types.json")
-            report = acc.report()
-            report.notes.extend(notes)
-            ci = bootstrap_ci(acc.records, acc.protocol, n_resamples=500, seed=seed)
-            echo(metrics_table(report, ci, title=f"\n== predictor {predictor!r}, protocol {protocol} =="))
-            doc = results_document(report, "score", ci, "percentile bootstrap, 500 resamples",
-                                   pred_dir=str(masks / predictor), gt=str(masks / "gt"))
-            write_json_atomic(out / f"score_{predictor}_{protocol}.json", doc)
-    echo(f"\nwrote results to {out}/")
+    doc = reproduce("refbench:synth", out, rows=("all",), data_root=data_root, device="cpu", bootstrap=bootstrap,
+                    echo=echo)
+    failed = [c for c in doc["cells"] if c["status"] != "done"]
+    if failed:
+        raise RefbenchError(f"demo: {len(failed)} cell(s) did not run, e.g. {failed[0]['row']} on "
+                            f"{failed[0]['split']}: {failed[0]['hint']}")
+    echo("\n" + Path(doc["tables"]["markdown"]).read_text())
+    figures = [compare_figure(doc, out / "reference_vs_reproduced.png")]
+    best = max((c for c in doc["cells"] if c["split"] == "synth/testB"), key=lambda c: c["metrics"]["mIoU"])
+    figures.append(overlay_figure(best["model"], best["checkpoint"], "synth/testB", data_root,
+                                  out / f"overlays_{best['model']}_testB.png"))
+    echo("figures: " + ", ".join(str(f) for f in figures))
+    doc["figures"] = [str(f) for f in figures]
+    return doc
+
+
+def compare_figure(doc: dict, path: Path) -> Path:
+    """Reference vs reproduced mIoU (with 95 % CI) per shipped model and split."""
+    import leaderboards
+
+    from refbench.results import load_results
+    from refbench.tables.plots import BarPoint, plot_published_vs_reproduced
+
+    published = {(n.method_key, n.split): n.value for n in leaderboards.published("refbench", "synth")
+                 if n.metric == "mIoU"}
+    points = []
+    for c in doc["cells"]:
+        res = load_results(c["results"])
+        split = c["split"].split("/", 1)[1]
+        points.append(BarPoint(f"{c['model']}\n{split}", published.get((c["row"], split)), res["metrics"]["mIoU"],
+                               tuple(res.get("ci", {}).get("mIoU", (None, None))), "refbench:synth"))
+    return plot_published_vs_reproduced(points, "mIoU", path, "tiny models on the synthetic benchmark")
+
+
+def overlay_figure(model_name: str, checkpoint: str, split_name: str, data_root: str | None, path: Path,
+                   n: int = 6) -> Path:
+    """Image | GT | prediction rows for the first ``n`` sentences of ``split_name``."""
+    from refbench.data import RISDataset, collate, open_split
+    from refbench.data.tokenize import get_tokenizer
+    from refbench.eval.postprocess import masks_on_canvas
+    from refbench.models import build_model
+    from refbench.protocols import get_protocol
+    from refbench.tables.plots import OverlaySample, plot_overlays
+
+    model = build_model(model_name, "tiny")
+    model.load_checkpoint(checkpoint)
+    model.eval()
+    protocol = get_protocol("lavt").resolve(model.binarize_rule)
+    split = open_split(split_name, data_root)
+    ds = RISDataset(split, protocol, tokenizer=get_tokenizer(model.text_encoder_kind, model.token_length),
+                    input_size=model.input_size)
+    idx = list(range(0, len(ds), max(1, len(ds) // n)))[:n]
+    batch = collate([ds[i] for i in idx])
+    with torch.no_grad():
+        pred = masks_on_canvas(model(batch["image"], batch["input_ids"], batch["attention_mask"]), protocol)
+    samples = []
+    for k, i in enumerate(idx):
+        s = ds.samples[i]
+        with Image.open(split.image_path(s)) as im:
+            image = np.asarray(im.convert("RGB").resize((protocol.canvas, protocol.canvas), Image.BILINEAR))
+        samples.append(OverlaySample(s.sample_id, batch["mask"][k].numpy().astype(bool), pred[k].numpy(), image,
+                                     s.sentence))
+    return plot_overlays(samples, path, f"{model_name} (tiny) on {split_name}: GT green, prediction red")
