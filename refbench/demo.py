@@ -60,7 +60,8 @@ def compare_figure(doc: dict, path: Path) -> Path:
         split = c["split"].split("/", 1)[1]
         points.append(BarPoint(f"{c['model']}\n{split}", published.get((c["row"], split)), res["metrics"]["mIoU"],
                                tuple(res.get("ci", {}).get("mIoU", (None, None))), "refbench:synth"))
-    return plot_published_vs_reproduced(points, "mIoU", path, "tiny models on the synthetic benchmark")
+    return plot_published_vs_reproduced(points, "mIoU", path, "tiny models on the synthetic benchmark",
+                                        published_label="refbench reference (leaderboards/published/refbench.csv)")
 
 
 def overlay_figure(model_name: str, checkpoint: str, split_name: str, data_root: str | None, path: Path,

@@ -44,7 +44,8 @@ class BarPoint:
     source: str = ""
 
 
-def plot_published_vs_reproduced(points: list[BarPoint], metric: str, out: str | Path, title: str = "") -> Path:
+def plot_published_vs_reproduced(points: list[BarPoint], metric: str, out: str | Path, title: str = "",
+                                 published_label: str = "published") -> Path:
     """Grouped bars: published (grey) vs reproduced (blue, with 95% CI whiskers); Δ above each pair."""
     if not points:
         raise RefbenchError("nothing to plot: no run has a value for this metric")
@@ -54,7 +55,7 @@ def plot_published_vs_reproduced(points: list[BarPoint], metric: str, out: str |
     w = 0.38
     pub = np.array([np.nan if p.published is None else p.published for p in points])
     rep = np.array([np.nan if p.reproduced is None else p.reproduced for p in points])
-    ax.bar(x - w / 2, pub, w, color="0.65", label="published")
+    ax.bar(x - w / 2, pub, w, color="0.65", label=published_label)
     def whisker(p: BarPoint, k: int) -> float:
         if not p.ci or p.ci[k] is None or p.reproduced is None:
             return 0.0
@@ -182,7 +183,7 @@ def plot_overlays(samples: list[OverlaySample], out: str | Path, title: str = ""
     if not samples:
         raise RefbenchError("no samples to show; pick some with --ids or --select")
     aspect = max(s.gt.shape[0] / max(s.gt.shape[1], 1) for s in samples)  # height / width of the panels
-    fig = Figure(figsize=(9.0, (2.9 * min(max(aspect, 0.3), 2.0) + 0.8) * len(samples)))
+    fig = Figure(figsize=(9.0, (2.6 * min(max(aspect, 0.3), 2.0) + 0.7) * len(samples) + 0.4), layout="constrained")
     axes = fig.subplots(len(samples), 3, squeeze=False)
     for row, s in zip(axes, samples):
         base = s.image if s.image is not None else np.full(s.gt.shape + (3,), 128, np.uint8)
