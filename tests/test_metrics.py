@@ -39,6 +39,17 @@ def test_intersection_union_counts():
     assert I == [3, 10, 0] and U == [7, 10, 2] and P == [4, 10, 2] and G == [6, 10, 0]
 
 
+@pytest.mark.parametrize("n,h,w", [(20, 480, 480), (3, 1000, 1001), (7, 31, 33)])
+def test_intersection_union_matches_naive_counts_across_cpu_chunks(n, h, w):
+    """Batches larger than the CPU chunk (20 x 480 x 480 > 4 MiB, last chunk partial) count exactly."""
+    g = torch.Generator().manual_seed(n)
+    pred, gt = torch.rand(n, h, w, generator=g) > 0.7, torch.rand(n, h, w, generator=g) > 0.4
+    got = intersection_union(pred, gt)
+    flat_p, flat_g = pred.reshape(n, -1), gt.reshape(n, -1)
+    want = torch.stack([(flat_p & flat_g).sum(1), (flat_p | flat_g).sum(1), flat_p.sum(1), flat_g.sum(1)])
+    assert torch.equal(got, want)
+
+
 def test_lavt_hand_computed():
     m = acc_for("lavt").compute()
     assert m["oIoU"] == pytest.approx(100 * 13 / 19, abs=1e-12)

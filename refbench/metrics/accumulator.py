@@ -28,6 +28,7 @@ MaskBatch = "torch.Tensor | Sequence[torch.Tensor]"
 
 
 _LANE = 255  # a byte lane of an int64 word can add up 255 ones before it overflows
+_CPU_CHUNK_BYTES = 1 << 22  # CPU intersections are computed this many bytes of masks at a time
 
 
 def _as_words(x: torch.Tensor) -> torch.Tensor:
@@ -70,7 +71,19 @@ def intersection_union(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """
     wp = _as_words(pred.reshape(pred.shape[0], -1))
     wg = _as_words(gt.reshape(gt.shape[0], -1))
-    inter, pa, ga = _count_words(wp & wg), _count_words(wp), _count_words(wg)
+    if wp.is_cuda or wp.numel() * 8 <= _CPU_CHUNK_BYTES:
+        inter, pa, ga = _count_words(wp & wg), _count_words(wp), _count_words(wg)
+    else:  # on CPU, a few rows at a time: the AND goes into one reused cache-sized buffer (a fresh
+        # batch-sized tensor costs more in page faults than the AND itself) and both masks are
+        # counted while they are still in cache, so each mask is read from memory once
+        rows = max(1, _CPU_CHUNK_BYTES // (wp.shape[1] * 8))
+        buf = torch.empty((rows, wp.shape[1]), dtype=torch.int64)
+        parts = []
+        for i in range(0, len(wp), rows):
+            p, g = wp[i:i + rows], wg[i:i + rows]
+            parts.append(torch.stack([_count_words(torch.bitwise_and(p, g, out=buf[: len(p)])), _count_words(p),
+                                      _count_words(g)]))
+        inter, pa, ga = torch.cat(parts, 1)
     return torch.stack([inter, pa + ga - inter, pa, ga])
 
 
