@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from refbench.data.coco import read_json
-from refbench.data.refer import field, require_list, sentences_of
+from refbench.data.refer import field, make_ref, require_list
 from refbench.data.refzom import dedupe_aligned
 from refbench.data.safe_pickle import load_pickle
 from refbench.data.sample import Ref
@@ -47,9 +47,5 @@ def load_refs(path: str | os.PathLike) -> list[Ref]:
                 raise RefbenchError(f"{path}: ref {r.get('ref_id')} mixes -1 with real ann ids {list(ann_ids)}")
             ann_ids, cats = dedupe_aligned(ann_ids, tuple(c for c in cats if c != -1))
             typ = "many" if len(ann_ids) > 1 else "one"
-        try:
-            out.append(Ref(int(field(r, "ref_id", path, i)), int(field(r, "image_id", path, i)), ann_ids, cats, typ,
-                           str(field(r, "split", path, i)), sentences_of(r, path, i)))
-        except (TypeError, ValueError):
-            raise RefbenchError(f"{path}: ref at position {i} has a non-integer ref_id/image_id") from None
+        out.append(make_ref(r, path, i, ann_ids, cats, typ))
     return out

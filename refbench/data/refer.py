@@ -54,6 +54,15 @@ def sentences_of(ref: dict, path: Path, i: int) -> tuple[tuple[int, str], ...]:
     return tuple(out)
 
 
+def make_ref(r: dict, path: Path, i: int, ann_ids: tuple[int, ...], cats: tuple[int, ...], typ: str) -> Ref:
+    """The :class:`Ref` of raw entry ``r`` (position ``i`` of ``path``) with resolved targets."""
+    try:
+        return Ref(int(field(r, "ref_id", path, i)), int(field(r, "image_id", path, i)), ann_ids, cats, typ,
+                   str(field(r, "split", path, i)), sentences_of(r, path, i))
+    except (TypeError, ValueError):
+        raise RefbenchError(f"{path}: ref at position {i} has a non-integer ref_id/image_id") from None
+
+
 def load_refs(path: str | os.PathLike) -> list[Ref]:
     """Read a REFER refs pickle (safely) into format-independent :class:`Ref` records."""
     path = Path(path)

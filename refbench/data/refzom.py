@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from refbench.data.coco import CocoIndex
-from refbench.data.refer import field, require_list, sentences_of
+from refbench.data.refer import field, make_ref, require_list
 from refbench.data.safe_pickle import load_pickle
 from refbench.data.sample import Ref
 from refbench.errors import RefbenchError
@@ -60,9 +60,5 @@ def load_refs(path: str | os.PathLike, coco: CocoIndex | None = None) -> list[Re
                 cats = ()
             ann_ids, cats = dedupe_aligned(ann_ids, cats)
             typ = "many" if len(ann_ids) > 1 else "one"
-        try:
-            out.append(Ref(int(field(r, "ref_id", path, i)), int(field(r, "image_id", path, i)), ann_ids, cats, typ,
-                           str(field(r, "split", path, i)), sentences_of(r, path, i)))
-        except (TypeError, ValueError):
-            raise RefbenchError(f"{path}: ref at position {i} has a non-integer ref_id/image_id") from None
+        out.append(make_ref(r, path, i, ann_ids, cats, typ))
     return out
