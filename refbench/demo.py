@@ -29,6 +29,9 @@ def run_demo(out: Path, data_root: str | None = None, echo: Callable[[str], None
     from refbench.reproduce import reproduce
 
     out = Path(out)
+    if data_root is not None and not Path(data_root).is_dir():
+        raise RefbenchError(f"--data-root {data_root}: no such directory; leave it out to build the synthetic "
+                            "benchmark into the cache")
     doc = reproduce("refbench:synth", out, rows=("all",), data_root=data_root, device="cpu", bootstrap=bootstrap,
                     echo=echo)
     failed = [c for c in doc["cells"] if c["status"] != "done"]

@@ -95,9 +95,9 @@ def _data_available(split: str, data_root: str | None) -> bool:
     from refbench.data.splits import parse_split
 
     d = parse_split(split).definition
-    if d.synthetic:
-        return True  # built on first use
     root = resolve_data_root(data_root)
+    if d.synthetic and root is None:
+        return True  # the default synthetic benchmark is built into the cache on first use
     return root is not None and root.is_dir() and find_dataset_files(root, d) is not None
 
 
@@ -111,8 +111,9 @@ def plan(table_ref: str, out: Path, checkpoints: Path | None = None, explicit: t
 
     layout = parse_table_ref(table_ref)
     numbers = leaderboards.published(layout.paper, layout.table)
-    wanted = set(rows) if rows else {layout.paper}  # default: the paper's own model row
     keys = list(dict.fromkeys(n.method_key for n in numbers))
+    # default: the paper's own model row; for refbench's reference tables, every model row
+    wanted = set(rows) if rows else ({layout.paper} if layout.paper in keys else {"all"})
     unknown = [r for r in wanted if r not in ("all",) and r not in keys]
     if unknown:
         raise RefbenchError(f"{table_ref} has no row {unknown[0]!r}; rows that are refbench models: "
@@ -188,7 +189,9 @@ def _status(cell: Cell, data_root: str | None) -> None:
                          f"--checkpoint {cell.row}@{cell.dataset}=PATH")
     elif not _data_available(cell.split, data_root):
         cell.status = "missing-data"
-        cell.hint = f"no {cell.dataset} annotations under the data root; see `refbench data check`"
+        cell.hint = (f"no {cell.dataset} annotations under the data root; "
+                     + ("build them with `refbench build-dataset synth --out ROOT` or leave --data-root out"
+                        if cell.dataset.startswith("synth") else "see `refbench data check`"))
     else:
         cell.status = "todo"
 

@@ -79,3 +79,18 @@ def test_synthetic_table_end_to_end_reuse_and_missing(synth_tiny, tiny_checkpoin
     assert code == 0, err
     assert out.startswith("9 cell(s): 6 done, 3 missing-checkpoint")
     assert [p.stat().st_mtime_ns for p in results] == stamps  # nothing re-evaluated
+
+
+def test_reference_table_defaults_to_every_model_row_and_checks_the_data_root(tmp_path, run_cli):
+    empty = tmp_path / "data"
+    empty.mkdir()
+    code, out, err = run_cli("reproduce", "refbench:synth", "--data-root", empty, "--dry-run")
+    assert code == 0, err
+    assert out.startswith("15 cell(s): 15 missing-data")
+    assert "refbench build-dataset synth --out ROOT" in out
+
+
+def test_demo_with_a_missing_data_root_is_one_line(tmp_path, run_cli):
+    code, _, err = run_cli("demo", "--out", tmp_path / "d", "--data-root", tmp_path / "nope")
+    assert code == 2 and "no such directory" in err and err.count("\n") == 1
+    assert not (tmp_path / "d").exists()
