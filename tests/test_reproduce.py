@@ -94,3 +94,13 @@ def test_demo_with_a_missing_data_root_is_one_line(tmp_path, run_cli):
     code, _, err = run_cli("demo", "--out", tmp_path / "d", "--data-root", tmp_path / "nope")
     assert code == 2 and "no such directory" in err and err.count("\n") == 1
     assert not (tmp_path / "d").exists()
+
+
+def test_a_failing_cell_is_reported_and_exits_1(synth_tiny, tiny_checkpoints, tmp_path, run_cli):
+    code, out, err = run_cli("reproduce", "refbench:synth", "--rows", "lavt-tiny", "--checkpoint",
+                             f"lavt-tiny={tiny_checkpoints / 'magnet_tiny_synth.pt'}", "--data-root", synth_tiny,
+                             "--bootstrap", 0, "--limit", 4, "--out", tmp_path / "rep")
+    assert code == 1 and "3 cell(s) failed" in err
+    doc = json.loads((tmp_path / "rep" / "reproduce.json").read_text())
+    assert {c["status"] for c in doc["cells"]} == {"failed"}
+    assert "failed" in (tmp_path / "rep" / "refbench_synth.md").read_text()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -33,5 +34,10 @@ def reproduce_cmd(table_ref, checkpoints, explicit, data_root, rows, device, pre
     from refbench.reproduce import reproduce
 
     out = out or Path("reproduce") / table_ref.replace(":", "_")
-    reproduce(table_ref, out, checkpoints, explicit, data_root or os.environ.get("REFBENCH_DATA"), rows, device,
-              precision, batch_size, limit, bootstrap, dry_run)
+    doc = reproduce(table_ref, out, checkpoints, explicit, data_root or os.environ.get("REFBENCH_DATA"), rows, device,
+                    precision, batch_size, limit, bootstrap, dry_run)
+    failed = [c for c in doc["cells"] if c["status"] == "failed"]
+    if failed:  # the table is written; the exit code says that an evaluation went wrong
+        click.echo(f"{len(failed)} cell(s) failed, e.g. {failed[0]['row']}:{failed[0]['split']}: {failed[0]['hint']}",
+                   err=True)
+        sys.exit(1)
