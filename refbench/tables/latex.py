@@ -18,6 +18,7 @@ WIDE = 6  # more value columns than this: scale the tabular to the line width
 
 def escape(text: str) -> str:
     """Text -> LaTeX source (special characters and the symbols used in the tables)."""
+    text = text.replace(">=", "≥").replace("<=", "≤")
     return "".join(_SPECIAL.get(ch, ch) for ch in text)
 
 
