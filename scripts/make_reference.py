@@ -48,6 +48,21 @@ def used_token_ids(kind: str, length: int, data_root: str) -> set[int]:
     return ids
 
 
+def training_entry(model: str, tdir: Path) -> dict:
+    """The index.json entry of one tiny training run, from its copied train.json and config.json."""
+    summary = json.loads((tdir / "train.json").read_text())
+    cfg = json.loads((tdir / "config.json").read_text())["config"]
+    return {
+        "model": model, "variant": "tiny", "dir": str(tdir.relative_to(ROOT / "leaderboards" / "reproduced")),
+        "command": f"refbench train --model {model} --variant tiny --data-root DATA --out RUNS/{model}",
+        "dataset": cfg["dataset"], "seed": cfg["seed"], "epochs": summary["epochs_completed"],
+        "steps": summary["steps"], "wall_time_s": summary["wall_time_s"],
+        "best": {"metric": summary["best"]["metric"], "value": round(summary["best"]["score"], 2),
+                 "epoch": summary["best"]["epoch"], "split": summary["val"]},
+        "notes": summary.get("notes", []),
+        "machine": "2-core CPU, no GPU, one core per training (OMP_NUM_THREADS=1)"}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", required=True, type=Path)
@@ -62,7 +77,7 @@ def main() -> int:
 
     reproduced = ROOT / "leaderboards" / "reproduced"
     rows: list[tuple[str, str, dict[str, dict]]] = []  # (key, display, {split: metrics})
-    index_runs = []
+    index_runs, index_training = [], []
     for model in args.models:
         run = args.runs / model
         m = build_model(model, "tiny")
@@ -77,6 +92,7 @@ def main() -> int:
         tdir.mkdir(parents=True, exist_ok=True)
         for f in ("train.json", "log.jsonl", "loss_curve.png", "config.json"):
             shutil.copy(run / f, tdir / f)
+        index_training.append(training_entry(model, tdir))
         per_split = {}
         for split in SPLITS:
             out = reproduced / "synth" / f"{model}-tiny" / split
@@ -120,6 +136,7 @@ def main() -> int:
     index = json.loads(index_path.read_text())
     keep = [e for e in index.get("runs", []) if not e["results"].startswith("synth/")]
     index["runs"] = keep + index_runs
+    index["training"] = index_training
     index_path.write_text(json.dumps(index, indent=1) + "\n")
     print(f"wrote leaderboards/published/refbench.csv ({len(rows)} rows) and {index_path}")
     return 0

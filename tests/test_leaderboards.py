@@ -314,6 +314,18 @@ def test_reproduced_index_loads():
         assert run.path().exists(), f"reproduced/index.json lists {run.results}, which is not there"
 
 
+def test_reproduced_training_entries_point_at_their_logs():
+    import json
+
+    root = Path(leaderboards.__file__).parent / "reproduced"
+    training = json.loads((root / "index.json").read_text())["training"]
+    assert sorted(e["model"] for e in training) == ["dmmi", "jmceln", "lavt", "magnet", "meres"]
+    for e in training:
+        summary = json.loads((root / e["dir"] / "train.json").read_text())
+        assert summary["model"] == e["model"] and summary["steps"] == e["steps"]
+        assert round(summary["best"]["score"], 2) == e["best"]["value"]
+
+
 @pytest.mark.slow
 def test_data_is_loadable_from_an_installed_package(tmp_path):
     """pip install (no deps) of a copy of the project into a fresh target dir; the data loads from there."""
