@@ -114,10 +114,13 @@ def plan(table_ref: str, out: Path, checkpoints: Path | None = None, explicit: t
     keys = list(dict.fromkeys(n.method_key for n in numbers))
     # default: the paper's own model row; for refbench's reference tables, every model row
     wanted = set(rows) if rows else ({layout.paper} if layout.paper in keys else {"all"})
+    skip = dict(layout.unreproducible_rows)
     unknown = [r for r in wanted if r not in ("all",) and r not in keys]
     if unknown:
         raise RefbenchError(f"{table_ref} has no row {unknown[0]!r}; rows that are refbench models: "
-                            + ", ".join(k for k in keys if _row_model(k)))
+                            + ", ".join(k for k in keys if _row_model(k) and k not in skip))
+    for r in sorted(wanted & set(skip)):
+        raise RefbenchError(f"{table_ref} row {r!r} cannot be reproduced with refbench's models: {skip[r]}")
     expl = _parse_explicit(explicit)
     search = [checkpoints] if checkpoints else []
     if checkpoints is not None and not checkpoints.is_dir():
@@ -127,9 +130,10 @@ def plan(table_ref: str, out: Path, checkpoints: Path | None = None, explicit: t
         if "all" not in wanted and key not in wanted:
             continue
         mv = _row_model(key)
-        if mv is None:
+        if mv is None or key in skip:
             continue
         model, variant = mv
+        variant = dict(layout.row_variants).get(key, variant)
         info = get_model_info(model)
         splits = list(dict.fromkeys(n.split_name for n in numbers if n.method_key == key))
         for split in splits:
@@ -223,6 +227,9 @@ def reproduce(table_ref: str, out: Path, checkpoints: Path | None = None, explic
     out = Path(out)
     layout, cells = plan(table_ref, out, checkpoints, explicit, data_root, rows, device or "cpu")
     echo(format_plan(cells))
+    if "all" in rows:
+        for key, why in layout.unreproducible_rows:
+            echo(f"  row {key} skipped: {why}")
     if dry_run:
         return {"table": layout.key, "cells": [asdict(c) for c in cells], "dry_run": True}
     for cell in cells:

@@ -19,6 +19,24 @@ def test_dry_run_magnet1_lists_all_nine_cells(tmp_path, run_cli):
     assert not (tmp_path / "o").exists()
 
 
+def test_dry_run_meres2_plans_the_clip_variant_trained_on_seen_categories(tmp_path, run_cli):
+    code, out, err = run_cli("reproduce", "meres:2", "--dry-run", "--out", tmp_path / "o")
+    assert code == 0, err
+    assert out.startswith("6 cell(s): 6 missing-checkpoint")
+    assert "[missing-checkpoint] meres:refcocog-umd/val:unseen  protocol lavt  checkpoint meres_clip_refcocog-umd_seen.pt" in out
+    assert ("refbench train --model meres --variant clip --dataset refcocog-google/train:seen --out DIR), then pass "
+            "--checkpoint meres@refcocog-google=DIR/best.pt") in out
+
+
+def test_rows_refbench_cannot_reproduce_are_skipped_with_the_reason(tmp_path, run_cli):
+    code, out, err = run_cli("reproduce", "meres:2", "--rows", "all", "--dry-run")
+    assert code == 0, err
+    assert out.startswith("6 cell(s)") and "lavt:" not in out
+    assert "row lavt skipped: this LAVT row was trained on the seen categories with a CLIP text encoder" in out
+    code, _, err = run_cli("reproduce", "jmceln:3", "--rows", "lavt", "--dry-run")
+    assert code == 2 and "row 'lavt' cannot be reproduced with refbench's models: JMCELN retrained LAVT" in err
+
+
 def test_dry_run_with_checkpoints_but_no_data(tmp_path, run_cli):
     ck = tmp_path / "ck"
     ck.mkdir()

@@ -60,6 +60,12 @@ class Layout:
             searched when a reproduced run is matched without ``--against``.
         protocol_name: the refbench protocol that reproduces the paper's numbers, when known.
         row_protocols: (method_key, protocol) for rows evaluated under another protocol.
+        row_variants: (method_key, variant) for rows that are another variant of a refbench model
+            than its first (MERES Table 2's own row is the ``clip`` variant, trained on seen
+            categories); ``refbench reproduce`` evaluates that variant.
+        unreproducible_rows: (method_key, reason) for rows that name a refbench model in a
+            configuration refbench does not have (e.g. LAVT retrained with a CLIP text encoder):
+            ``refbench reproduce`` skips them under ``--rows all`` and says why.
         notes: remarks on the table as a whole (printed under it).
     """
 
@@ -76,6 +82,8 @@ class Layout:
     kind: str = "main"
     protocol_name: str | None = None
     row_protocols: tuple[tuple[str, str], ...] = ()
+    row_variants: tuple[tuple[str, str], ...] = ()
+    unreproducible_rows: tuple[tuple[str, str], ...] = ()
     notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -228,7 +236,10 @@ _add(Layout(
     tuple(Column(sub, group, ds, sp, "mIoU", sub) for group, ds, sp in
           [("G-Ref val (U)", "refcocog-umd", "val"), ("G-Ref test (U)", "refcocog-umd", "test"),
            ("G-Ref val (G)", "refcocog-google", "val")] for sub in ("seen", "unseen")),
-    labels=(("Method", "method"), ("Vision Encoder", "backbone"), ("Language Encoder", "text_encoder"))))
+    labels=(("Method", "method"), ("Vision Encoder", "backbone"), ("Language Encoder", "text_encoder")),
+    row_variants=(("meres", "clip"),),
+    unreproducible_rows=(("lavt", "this LAVT row was trained on the seen categories with a CLIP text encoder (CGFormer's "
+                                  "setting); the released LAVT checkpoints use BERT and saw every category"),)))
 _add(Layout(
     "meres", "3",
     "Main ablation of the guidance elements. LE: linguistic expression tokens; VE: visual expression tokens. "
@@ -271,11 +282,14 @@ _add(Layout(
            "shows it. Mean is not in the text for the RefCOCO+ and G-Ref train rows.",)))
 
 # ---- JMCELN (EMNLP 2023) ------------------------------------------------------------------------
+_JMCELN_LAVT = ("JMCELN retrained LAVT with its released code at 416x416; the released LAVT checkpoints are "
+                "480x480 models, so they would not reproduce this row (compare them with magnet:1 instead)")
 _add(Layout(
     "jmceln", "1",
     "Comparison with state-of-the-art methods on three datasets; all methods trained with their released code at "
     "416x416 input and scored with mIoU. Refcocog: the UMD partition (the paper says 'UNC').",
-    _JMCELN_PROTOCOL, _cols("mIoU", _JM8), labels=(("Method", "method"), ("Year", "venue")), marks="bold"))
+    _JMCELN_PROTOCOL, _cols("mIoU", _JM8), labels=(("Method", "method"), ("Year", "venue")), marks="bold",
+    unreproducible_rows=(("lavt", _JMCELN_LAVT),)))
 _add(Layout(
     "jmceln", "2", "Ablation study on RefCOCO testB.", _JMCELN_PROTOCOL,
     _metric_cols("Refcoco testB", "refcoco", "testB", [("mIoU", "mIoU"), ("Pr@50", "P@0.5"), ("Pr@90", "P@0.9")]),
@@ -284,7 +298,8 @@ _add(Layout(
     "jmceln", "3", "Results for RefCOCO+ testA and testB: JMCELN against LAVT, with the differences.",
     _JMCELN_PROTOCOL,
     _metric_cols("Refcoco+", "refcoco+", None, [("mIoU", "mIoU"), ("Pr@50", "P@0.5"), ("Pr@90", "P@0.9")]),
-    labels=(("Model", "method"), ("Split", "setting:Split")), marks="bold", groups=((1, 2), (3, 4)), delta="first"))
+    labels=(("Model", "method"), ("Split", "setting:Split")), marks="bold", groups=((1, 2), (3, 4)), delta="first",
+    unreproducible_rows=(("lavt", _JMCELN_LAVT),)))
 
 
 # ---- refbench's reference runs on its synthetic benchmark ---------------------------------------------------------
