@@ -106,13 +106,15 @@ def test_rle_segmentations_in_every_coco_form():
     compressed = {"size": [H, W], "counts": rle["counts"].decode()}
     flat = m.flatten(order="F")
     changes = np.flatnonzero(np.diff(np.concatenate([[0], flat, [2]])))  # run boundaries
-    runs = np.diff(np.concatenate([[0], changes]))[:-1].tolist()
+    runs = np.diff(np.concatenate([[0], changes])).tolist()  # the last run included: counts sum to H*W
     uncompressed = {"size": [H, W], "counts": runs if flat[0] == 0 else [0] + runs}
     for segm in (compressed, uncompressed, [compressed]):
         for rule in ("lavt", "union"):
             assert np.array_equal(rasterize([segm], H, W, rule), m.astype(bool))
     with pytest.raises(RefbenchError, match="does not match the image size"):
         rasterize([{"size": [H + 1, W], "counts": compressed["counts"]}], H, W)
+    with pytest.raises(RefbenchError, match="summing to height\\*width = 2400"):
+        rasterize([{"size": [H, W], "counts": runs[:-1]}], H, W)  # pycocotools would leave 1,100 pixels random
 
 
 def test_degenerate_polygons_are_dropped_not_read_as_boxes():

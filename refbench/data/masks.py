@@ -41,11 +41,22 @@ def _rles(segm: Any, h: int, w: int, where: str) -> list[dict]:
         if list(part["size"]) != [h, w]:
             raise RefbenchError(f"{where}: RLE size {list(part['size'])} does not match the image size [{h}, {w}]")
         if isinstance(part["counts"], list):
-            out.append(mask_utils.frPyObjects(part, h, w))
+            out.append(_from_uncompressed(part["counts"], h, w, where))
         else:
             counts = part["counts"]
             out.append({"size": [h, w], "counts": counts.encode() if isinstance(counts, str) else counts})
     return out
+
+
+def _from_uncompressed(counts: list, h: int, w: int, where: str) -> dict:
+    """A pycocotools RLE from an uncompressed COCO count list (column-major runs, starting with
+    background), checked first: pycocotools decodes a list that covers fewer than h*w pixels
+    without complaint and leaves the remaining pixels uninitialized (random masks)."""
+    runs = np.asarray(counts)
+    if runs.ndim != 1 or not np.issubdtype(runs.dtype, np.integer) or (runs < 0).any() or runs.sum() != h * w:
+        raise RefbenchError(f"{where}: uncompressed RLE counts must be non-negative integers summing to "
+                            f"height*width = {h * w}")
+    return mask_utils.frPyObjects({"size": [h, w], "counts": runs.tolist()}, h, w)
 
 
 def coverage_count(segm: Any, h: int, w: int, where: str = "segmentation") -> np.ndarray:
