@@ -119,8 +119,10 @@ def plan(table_ref: str, out: Path, checkpoints: Path | None = None, explicit: t
     if unknown:
         raise RefbenchError(f"{table_ref} has no row {unknown[0]!r}; rows that are refbench models: "
                             + ", ".join(k for k in keys if _row_model(k) and k not in skip))
-    for r in sorted(wanted & set(skip)):
-        raise RefbenchError(f"{table_ref} row {r!r} cannot be reproduced with refbench's models: {skip[r]}")
+    blocked = sorted(wanted & set(skip))
+    if blocked:
+        raise RefbenchError(f"{table_ref} row {blocked[0]!r} cannot be reproduced with refbench's models: "
+                            f"{skip[blocked[0]]}")
     expl = _parse_explicit(explicit)
     search = [checkpoints] if checkpoints else []
     if checkpoints is not None and not checkpoints.is_dir():
