@@ -1,4 +1,4 @@
-# The two set-up commands of the README:  `make demo`  and  `make test`.
+# The two set-up commands of the README:  `make demo`  and  `make test`  (CI: `make test-all`).
 # Both create the virtual environment on first use (torch pinned to the local CPU wheel
 # through constraints.txt on every pip call).
 PY      ?= python3

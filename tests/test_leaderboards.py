@@ -328,7 +328,8 @@ def test_reproduced_training_entries_point_at_their_logs():
 
 @pytest.mark.slow
 def test_data_is_loadable_from_an_installed_package(tmp_path):
-    """pip install (no deps) of a copy of the project into a fresh target dir; the data loads from there."""
+    """pip install (no deps) of a copy of the project into a fresh target dir; the data, the reproduced
+    runs and the shipped tiny weights load from there."""
     import os
     import shutil
     import subprocess
@@ -346,7 +347,10 @@ def test_data_is_loadable_from_an_installed_package(tmp_path):
                     "--target", str(site), str(src)], check=True)
     code = ("import leaderboards, pathlib; n = leaderboards.published('meres', '2'); "
             f"assert leaderboards.__file__.startswith({str(site)!r}), leaderboards.__file__; "
-            "assert len(n) == 24 and leaderboards.reproduced_runs() == []; "
+            "runs = leaderboards.reproduced_runs(); "
+            "assert len(n) == 24 and len(runs) == 15 and all(r.path().exists() for r in runs); "
+            "import baselines.lavt; "
+            "assert (pathlib.Path(baselines.lavt.__file__).parent / 'weights' / 'lavt_tiny_synth.pt').exists(); "
             "assert (pathlib.Path(leaderboards.__file__).parent / 'SCHEMA.md').exists(); "
             "from refbench.tables import published_tables; assert len(published_tables('magnet', '1')[0].rows) == 15; "
             "print('ok')")
