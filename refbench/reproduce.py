@@ -114,7 +114,7 @@ def plan(table_ref: str, out: Path, checkpoints: Path | None = None, explicit: t
     keys = list(dict.fromkeys(n.method_key for n in numbers))
     # default: the paper's own model row; for refbench's reference tables, every model row
     wanted = set(rows) if rows else ({layout.paper} if layout.paper in keys else {"all"})
-    skip = dict(layout.unreproducible_rows)
+    skip, variants = dict(layout.unreproducible_rows), dict(layout.row_variants)
     unknown = [r for r in wanted if r not in ("all",) and r not in keys]
     if unknown:
         raise RefbenchError(f"{table_ref} has no row {unknown[0]!r}; rows that are refbench models: "
@@ -134,8 +134,7 @@ def plan(table_ref: str, out: Path, checkpoints: Path | None = None, explicit: t
         mv = _row_model(key)
         if mv is None or key in skip:
             continue
-        model, variant = mv
-        variant = dict(layout.row_variants).get(key, variant)
+        model, variant = mv[0], variants.get(key, mv[1])
         info = get_model_info(model)
         splits = list(dict.fromkeys(n.split_name for n in numbers if n.method_key == key))
         for split in splits:
