@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Subset  # noqa: E402
 
 from refbench.data import RISDataset, collate, open_split  # noqa: E402
 from refbench.data.dataset import load_rgb  # noqa: E402
-from refbench.data.tokenize import get_tokenizer  # noqa: E402
+from refbench.core.tokenize import get_tokenizer  # noqa: E402
 from refbench.data.transforms import resize_mask_nearest, stretch_image, to_normalized_tensor  # noqa: E402
 
 

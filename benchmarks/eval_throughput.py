@@ -52,12 +52,12 @@ def official_loop(model, dataset, indices, device, protocol) -> tuple[dict[str, 
 
 def main() -> None:
     from refbench.data import RISDataset, open_split
-    from refbench.data.tokenize import get_tokenizer
+    from refbench.core.tokenize import get_tokenizer
     from refbench.eval import EvalConfig, evaluate
     from refbench.eval.device import resolve_device
-    from refbench.models import get_model_info, shipped_checkpoint
-    from refbench.protocols import get_protocol
-    from refbench.results import read_records_jsonl
+    from refbench.core.models import get_model_info, shipped_checkpoint
+    from refbench.core.protocols import get_protocol
+    from refbench.core.results import read_records_jsonl
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="*", default=["lavt", "magnet", "dmmi", "meres", "jmceln"])

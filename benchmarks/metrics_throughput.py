@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from refbench.metrics import RISMetrics
-from refbench.protocols import get_protocol
+from refbench.core.protocols import get_protocol
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Model cost: parameters, forward FLOPs, latency, peak memory, and GPU throughput.
 
-Works for every model of the registry (``refbench.models``), built with random weights:
+Works for every model of the registry (``refbench.core.models``), built with random weights:
 
     python benchmarks/model_speed.py --model lavt --variant paper            # CPU: fp32 + bf16 autocast
     python benchmarks/model_speed.py --model lavt --variant tiny --batch 8
@@ -39,8 +39,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from refbench.errors import RefbenchError  # noqa: E402
-from refbench.models import RISModel, build_model  # noqa: E402
+from refbench.core.errors import RefbenchError  # noqa: E402
+from refbench.core.models import RISModel, build_model  # noqa: E402
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -10,7 +10,7 @@ One CSV per paper under ``published/`` holds every number of the paper's results
 long format (one number per line) with the metric of every number explicit; the columns are
 documented in ``SCHEMA.md`` next to this file.  The files are package data, so the API works
 from an installed package as well as from a source checkout.  Every row is validated on load;
-a malformed file raises :class:`refbench.errors.RefbenchError` naming the file, line and field.
+a malformed file raises :class:`refbench.core.errors.RefbenchError` naming the file, line and field.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from refbench.errors import RefbenchError, suggest
+from refbench.core.errors import RefbenchError, suggest
 
 PAPERS: dict[str, str] = {
     "magnet": "MagNet: Mask Grounding for Referring Image Segmentation (CVPR 2024)",

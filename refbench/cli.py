@@ -2,7 +2,7 @@
 
 Subcommands live in their own modules (``refbench/commands/*.py``) and are imported
 lazily, so ``refbench --help`` stays fast and a broken optional part cannot break the rest.
-Every :class:`~refbench.errors.RefbenchError` becomes one line on stderr and exit code 2.
+Every :class:`~refbench.core.errors.RefbenchError` becomes one line on stderr and exit code 2.
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import sys
 
 import click
 
-from refbench import __version__
-from refbench.errors import RefbenchError
+from refbench.core import __version__
+from refbench.core.errors import RefbenchError
 
 # command name -> "module:attribute" of a click.Command
 COMMANDS: dict[str, str] = {

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 
 def run_demo(out: Path, data_root: str | None = None, echo: Callable[[str], None] = print,
@@ -52,7 +52,7 @@ def compare_figure(doc: dict, path: Path) -> Path:
     """Reference vs reproduced mIoU (with 95 % CI) per shipped model and split."""
     import leaderboards
 
-    from refbench.results import load_results
+    from refbench.core.results import load_results
     from refbench.tables.plots import BarPoint, plot_published_vs_reproduced
 
     published = {(n.method_key, n.split): n.value for n in leaderboards.published("refbench", "synth")
@@ -71,10 +71,10 @@ def overlay_figure(model_name: str, checkpoint: str, split_name: str, data_root:
                    n: int = 6) -> Path:
     """Image | GT | prediction rows for the first ``n`` sentences of ``split_name``."""
     from refbench.data import RISDataset, collate, open_split
-    from refbench.data.tokenize import get_tokenizer
+    from refbench.core.tokenize import get_tokenizer
     from refbench.eval.postprocess import masks_on_canvas
-    from refbench.models import build_model
-    from refbench.protocols import get_protocol
+    from refbench.core.models import build_model
+    from refbench.core.protocols import get_protocol
     from refbench.tables.plots import OverlaySample, plot_overlays
 
     model = build_model(model_name, "tiny")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from refbench.metrics.accumulator import MetricReport
 from refbench.metrics.stats import Interval
-from refbench.protocols import Protocol
+from refbench.core.protocols import Protocol
 
 
 def format_value(v: float | None, digits: int = 2) -> str:

@@ -20,8 +20,8 @@ from typing import Callable
 
 import click
 
-from refbench.errors import RefbenchError
-from refbench.models import get_model_info, registry, shipped_checkpoint
+from refbench.core.errors import RefbenchError
+from refbench.core.models import get_model_info, registry, shipped_checkpoint
 
 #: rough CPU seconds per sample at batch 1 on the 2-core development machine (benchmarks/model_speed.py),
 #: used only for --dry-run estimates; tiny variants are ~0.02 s
@@ -172,8 +172,8 @@ def plan(table_ref: str, out: Path, checkpoints: Path | None = None, explicit: t
 def _status(cell: Cell, data_root: str | None) -> None:
     res = Path(cell.results)
     if res.is_file():
-        from refbench.provenance import sha256_file
-        from refbench.results import load_results
+        from refbench.core.provenance import sha256_file
+        from refbench.core.results import load_results
 
         doc = load_results(res)
         same_ckpt = cell.checkpoint is None or doc.get("checkpoint_sha256") == sha256_file(cell.checkpoint)
@@ -250,7 +250,7 @@ def reproduce(table_ref: str, out: Path, checkpoints: Path | None = None, explic
             echo(f"cell {cell.key} failed: {e}")
     tables = render(layout, cells, out)
     doc = {"table": layout.key, "out": str(out), "tables": tables, "cells": [asdict(c) for c in cells]}
-    from refbench.results import write_json_atomic
+    from refbench.core.results import write_json_atomic
 
     write_json_atomic(out / "reproduce.json", doc)
     echo(f"\nwrote {tables['markdown']}, {tables['latex']} and {out / 'reproduce.json'}")

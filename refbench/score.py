@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 from refbench.metrics.accumulator import RISMetrics
-from refbench.protocols import Protocol, get_protocol
+from refbench.core.protocols import Protocol, get_protocol
 
 
 def read_mask_png(path: Path) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 DEFAULT_TOLERANCE = 0.1
 
@@ -31,7 +31,7 @@ class Check:
 def verify_run(path: str | Path, tolerance: float = DEFAULT_TOLERANCE,
                metrics: tuple[str, ...] = ()) -> tuple[list[Check], list[str]]:
     """Checks for every metric of the run (or only ``metrics``) that has a published counterpart."""
-    from refbench.results import load_results
+    from refbench.core.results import load_results
     from refbench.tables.compare import load_run, lookup, main_numbers, protocol_notes
 
     doc = load_results(path)

@@ -37,7 +37,7 @@ DISPLAY = {"lavt": "LAVT (tiny)", "magnet": "MagNet (tiny)", "dmmi": "DMMI (tiny
 
 def used_token_ids(kind: str, length: int, data_root: str) -> set[int]:
     from refbench.data import open_split
-    from refbench.data.tokenize import get_tokenizer
+    from refbench.core.tokenize import get_tokenizer
 
     tok = get_tokenizer(kind, length)
     ids: set[int] = set()
@@ -72,7 +72,7 @@ def main() -> int:
     from refbench.cli import main as cli
     from refbench.data import open_split
     from refbench.eval.trivial import trivial_metrics
-    from refbench.models import build_model
+    from refbench.core.models import build_model
     from refbench.train.export import export_compact
 
     reproduced = ROOT / "leaderboards" / "reproduced"

@@ -38,8 +38,8 @@ def lavt_tiny_checkpoint(tmp_path_factory):
     """A fixed-weight tiny LAVT checkpoint in refbench's format (deterministic seed)."""
     import torch
 
-    from baselines.common.checkpoint import save_checkpoint
-    from refbench.models import build_model
+    from refbench.core.checkpoint import save_checkpoint
+    from refbench.core.models import build_model
 
     torch.manual_seed(0)
     model = build_model("lavt", "tiny")

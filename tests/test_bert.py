@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from baselines.common.bert import BERT_BASE, BertEncoderConfig, BertTextEncoder
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 TINY = BertEncoderConfig(hidden_size=32, num_layers=4, num_heads=2, intermediate_size=64, vocab_size=500)
 

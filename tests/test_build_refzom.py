@@ -25,9 +25,9 @@ from refbench.build.synth_scene import CATEGORIES as SYNTH_CATEGORIES
 from refbench.data import open_split
 from refbench.data.coco import read_json
 from refbench.data.masks import rasterize
-from refbench.errors import RefbenchError
-from refbench.provenance import sha256_file
-from refbench.results import load_results
+from refbench.core.errors import RefbenchError
+from refbench.core.provenance import sha256_file
+from refbench.core.results import load_results
 
 COCO80 = {c["coco_id"]: c["name"] for c in
           json.loads(resources.files("refbench.data").joinpath("coco_ovr_categories.json").read_text())["coco80"]}

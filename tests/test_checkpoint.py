@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from baselines.common.checkpoint import (
+from refbench.core.checkpoint import (
     CheckpointLayout, describe_keys, load_model_checkpoint, read_checkpoint, save_checkpoint,
 )
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 LAYOUT = CheckpointLayout(dicts={"model": "", "bert_model": "text_encoder."}, ignore_suffixes=("position_ids",))
 

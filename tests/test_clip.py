@@ -14,9 +14,9 @@ from torch import nn
 from baselines.common.clip import (CLIP, RN101, AttentionPool2d, CLIPConfig, CLIPTextConfig, CLIPTextTransformer,
                                    CLIPVisionConfig, ModifiedResNet, build_clip_rn101, infer_clip_config,
                                    load_clip_state_dict, read_torchscript_state_dict)
-from baselines.common.clip_tokenizer import EOT_ID, SOT_ID, CLIPTokenizer, clean_text, split_words
-from refbench.data.tokenize import get_tokenizer
-from refbench.errors import RefbenchError
+from refbench.core.clip_tokenizer import EOT_ID, SOT_ID, CLIPTokenizer, clean_text, split_words
+from refbench.core.tokenize import get_tokenizer
+from refbench.core.errors import RefbenchError
 
 # A small CLIP of the same structure: width 8 -> layer dims 32/64/128/256, attention pool over 256
 # channels with 4 heads; a 2-layer text transformer of width 32.

@@ -10,7 +10,7 @@ import pytest
 
 from refbench.data import open_split
 from refbench.data.safe_pickle import UnsafePickleError, load_pickle, loads_pickle
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 
 class _RunsCode:

@@ -12,7 +12,7 @@ from pycocotools import mask as mask_utils
 
 from refbench.data import open_split
 from refbench.data.masks import coverage_count, rasterize
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 H, W = 40, 60
 SQUARE = [10, 10, 30, 10, 30, 30, 10, 30]        # 20x20 square

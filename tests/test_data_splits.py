@@ -7,7 +7,7 @@ from refbench.data import canonical_split, paper_split, parse_split, valid_split
 from refbench.data.generalization import apply_subset, coco_partition
 from refbench.data.refer import select_split
 from refbench.data.sample import Ref
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 
 @pytest.mark.parametrize("name,canonical", [

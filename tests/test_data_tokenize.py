@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from refbench.data.tokenize import TOKENIZERS, BertTokenizer, default_bert_vocab, get_tokenizer, register_tokenizer
-from refbench.errors import RefbenchError
+from refbench.core.tokenize import TOKENIZERS, BertTokenizer, default_bert_vocab, get_tokenizer, register_tokenizer
+from refbench.core.errors import RefbenchError
 
 SENTENCES = [
     "the red circle",
@@ -68,7 +68,7 @@ def test_synthetic_sentences_tokenize_like_the_reference(tok, reference, tmp_pat
 
 
 def test_other_lengths_and_paths(tmp_path):
-    t = get_tokenizer("bert", 8, default_bert_vocab().parent)
+    t = get_tokenizer("bert", 8, default_bert_vocab())
     assert t.encode("the red circle") == ([101, 1996, 2417, 4418, 102, 0, 0, 0], [1] * 5 + [0] * 3)
     with pytest.raises(RefbenchError, match="no vocab.txt"):
         get_tokenizer("bert", 20, tmp_path)

@@ -13,8 +13,8 @@ from refbench.data import RISDataset, collate, open_split
 from refbench.data.masks import rasterize_polygons
 from refbench.data.transforms import (MEAN_STD, Letterbox, letterbox_image, letterbox_mask, letterbox_to_original,
                                       resize_mask_nearest)
-from refbench.errors import RefbenchError
-from refbench.protocols import get_protocol
+from refbench.core.errors import RefbenchError
+from refbench.core.protocols import get_protocol
 
 
 @pytest.fixture(scope="module")

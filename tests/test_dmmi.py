@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 ROOT = Path(__file__).resolve().parent
 PARITY_DIRS = [ROOT / "fixtures" / "parity", Path("/work/shared/parity")]
@@ -45,7 +45,7 @@ def _make_weights(root: Path):
 
 @pytest.fixture(scope="module")
 def paper_model():
-    from refbench.models import build_model
+    from refbench.core.models import build_model
 
     torch.manual_seed(0)
     return build_model("dmmi", variant="paper").eval()
@@ -75,7 +75,7 @@ def _inputs(batch: int, size: int, lengths=(7, 20)):
 # -- registry ---------------------------------------------------------------------------------------
 
 def test_registry_entry():
-    from refbench.models import get_model_info, registry
+    from refbench.core.models import get_model_info, registry
 
     assert "dmmi" in registry()
     info = get_model_info("dmmi")
@@ -114,7 +114,7 @@ def test_parity_case_a(paper_model):
 
     Slow (about 80-120 s on a 2-core CPU: 340 M synthetic weights + a Swin-B/BERT forward at 480).
     """
-    from baselines.common.checkpoint import extract_state_dict, load_state_dict_checked
+    from refbench.core.checkpoint import extract_state_dict, load_state_dict_checked
     from baselines.dmmi.model import CHECKPOINT_LAYOUT
 
     root = _parity_dir()
@@ -251,7 +251,7 @@ def test_build_overrides_and_path_errors():
 # -- checkpoints ------------------------------------------------------------------------------------
 
 def test_official_layout_and_own_format_load_tiny(tiny_model, tmp_path):
-    from baselines.common.checkpoint import save_checkpoint
+    from refbench.core.checkpoint import save_checkpoint
     from baselines.dmmi.config import TINY
     from baselines.dmmi.model import DMMI, build
 

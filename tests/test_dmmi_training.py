@@ -12,7 +12,7 @@ from baselines.dmmi.erasing import (choose_span, erase_ids, erased_input_ids, no
                                     sample_rng)
 from baselines.dmmi.losses import MultiModalContrastiveLoss, info_nce, segmentation_loss, similarity_loss
 from baselines.dmmi.sampler import RefZOMSampler, insert_evenly, refzom_order
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 
 # -- entity-phrase erasing --------------------------------------------------------------------------
@@ -53,7 +53,7 @@ def test_erasing_writes_pad_at_word_index_plus_one():
 
 
 def _bert():
-    from refbench.data.tokenize import get_tokenizer
+    from refbench.core.tokenize import get_tokenizer
 
     try:
         return get_tokenizer("bert", 20)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from refbench.results import load_results, read_records_jsonl
+from refbench.core.results import load_results, read_records_jsonl
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 

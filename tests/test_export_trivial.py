@@ -4,12 +4,12 @@ import gzip
 import pytest
 import torch
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 
 def test_compact_checkpoint_roundtrip(tmp_path):
-    from baselines.common.checkpoint import save_checkpoint
-    from refbench.models import build_model
+    from refbench.core.checkpoint import save_checkpoint
+    from refbench.core.models import build_model
     from refbench.train.export import export_compact
 
     torch.manual_seed(0)

@@ -10,17 +10,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.common.checkpoint import save_checkpoint
+from refbench.core.checkpoint import save_checkpoint
 from baselines.common.clip import CLIP
-from baselines.common.clip_tokenizer import CLIPTokenizer
+from refbench.core.clip_tokenizer import CLIPTokenizer
 from baselines.jmceln.config import ABLATIONS, PAPER, TINY
 from baselines.jmceln.model import (ContextualEmbeddingLearning, JointMaskContextualEmbeddingLearning,
                                     LearnableContextualEmbedding, ProgressiveAlignmentNetwork)
 from baselines.jmceln.switchable_norm import SwitchableNorm2d
-from refbench.data.tokenize import get_tokenizer
-from refbench.errors import RefbenchError
-from refbench.models import RISModel, build_model, get_model_info
-from refbench.protocols import get_protocol
+from refbench.core.tokenize import get_tokenizer
+from refbench.core.errors import RefbenchError
+from refbench.core.models import RISModel, build_model, get_model_info
+from refbench.core.protocols import get_protocol
 from refbench.train.recipes import get_recipe
 
 SENTENCES = ["the red circle on the left", "a big blue square", "green triangle", "the small star at the top right"]

@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.common.checkpoint import save_checkpoint
-from refbench.errors import RefbenchError
-from refbench.metrics.binarize import binarize
-from refbench.models import RISModel, build_model
+from refbench.core.checkpoint import save_checkpoint
+from refbench.core.errors import RefbenchError
+from refbench.core.binarize import binarize
+from refbench.core.models import RISModel, build_model
 
 PARITY_DIRS = [Path(__file__).parent / "fixtures" / "parity", Path("/work/shared/parity")]
 

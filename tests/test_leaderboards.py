@@ -19,7 +19,7 @@ import pytest
 
 import leaderboards
 from leaderboards import COLUMNS, PublishedNumber, parse_csv
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 PAPERS_DIR = Path("/work/shared/papers")
 FIXTURE = Path(__file__).parent / "fixtures" / "paper_tables.txt"

@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.common.checkpoint import save_checkpoint
+from refbench.core.checkpoint import save_checkpoint
 from baselines.common.msdeform_attn import MSDeformAttn, ms_deform_attn_sample, reference_points
-from refbench.errors import RefbenchError
-from refbench.models import RISModel, build_model, get_model_info
+from refbench.core.errors import RefbenchError
+from refbench.core.models import RISModel, build_model, get_model_info
 
 PARITY_DIRS = [Path(__file__).parent / "fixtures" / "parity", Path("/work/shared/parity")]
 OFFICIAL = ("image_model", "language_model", "classifier", "lang_proj")

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from baselines.magnet.config import LossConfig
 from baselines.magnet.losses import cross_modal_alignment_loss, grounding_loss, mask_losses
 from baselines.magnet.model import MaskGrounding
-from refbench.models import build_model
+from refbench.core.models import build_model
 
 TAU1, TAU2 = 0.1, 0.3
 

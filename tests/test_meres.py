@@ -11,14 +11,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.common.checkpoint import save_checkpoint
+from refbench.core.checkpoint import save_checkpoint
 from baselines.meres.config import ABLATIONS, PAPER, TINY, MERESConfig
 from baselines.meres.extractor import (AdaptiveSelection, SemanticRefinement, VisualRelationshipModeling,
                                        linguistic_cue_mask, topk_selective_mask, topk_weighted_average_pooling)
 from baselines.meres.losses import PixelContrastiveLoss, pixel_contrastive_loss, relevance_targets
 from baselines.meres.model import build
-from refbench.errors import RefbenchError
-from refbench.models import RISModel, build_model, get_model_info
+from refbench.core.errors import RefbenchError
+from refbench.core.models import RISModel, build_model, get_model_info
 
 
 def _small(**changes) -> MERESConfig:

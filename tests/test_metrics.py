@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 from refbench.metrics import RISMetrics, SampleRecords, binarize, intersection_union
-from refbench.protocols import get_protocol
+from refbench.core.protocols import get_protocol
 
 
 def masks(*pairs, size=8):

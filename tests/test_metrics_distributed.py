@@ -52,7 +52,7 @@ def test_without_process_group_returns_same_accumulator():
 
 @pytest.mark.parametrize("dup", [True])
 def test_sample_scored_on_two_ranks_is_an_error(dup):
-    from refbench.errors import RefbenchError
+    from refbench.core.errors import RefbenchError
 
     a, b = RISMetrics("lavt"), RISMetrics("lavt")
     m = torch.zeros(1, 4, 4, dtype=torch.bool)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 from refbench.metrics import SampleRecords, bootstrap_ci, paired_test
 
 

@@ -7,12 +7,12 @@ import textwrap
 import pytest
 import torch
 
-from refbench.errors import RefbenchError
-from refbench.models import ENTRY_POINT_GROUP, ModelInfo, RISModel, build_model, get_model_info, registry
+from refbench.core.errors import RefbenchError
+from refbench.core.models import ENTRY_POINT_GROUP, ModelInfo, RISModel, build_model, get_model_info, registry
 
 FAKE_MODULE = '''
 import torch
-from refbench.models import ModelInfo, RISModel
+from refbench.core.models import ModelInfo, RISModel
 
 
 class Constant(RISModel):

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from refbench.metrics import RISMetrics
-from refbench.metrics.records import SampleRecords
-from refbench.protocols import get_protocol
-from refbench.results import results_document, write_json_atomic, write_records_jsonl
+from refbench.core.records import SampleRecords
+from refbench.core.protocols import get_protocol
+from refbench.core.results import results_document, write_json_atomic, write_records_jsonl
 from refbench.tables.plots import blend, precision_at, select_samples
 
 

@@ -66,8 +66,8 @@ def tiny_checkpoints(tmp_path_factory):
     """Fixed-seed tiny LAVT and MagNet checkpoints under their manifest names (not DMMI's)."""
     import torch
 
-    from baselines.common.checkpoint import save_checkpoint
-    from refbench.models import build_model
+    from refbench.core.checkpoint import save_checkpoint
+    from refbench.core.models import build_model
 
     d = tmp_path_factory.mktemp("ck")
     for name in ("lavt", "magnet"):

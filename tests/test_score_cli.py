@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from refbench.results import load_results, read_records_jsonl
+from refbench.core.results import load_results, read_records_jsonl
 
 
 def write_png(path, arr, mode="L"):

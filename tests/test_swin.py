@@ -13,7 +13,7 @@ from baselines.common.swin import (
     PatchEmbed, PatchMerging, SwinBlock, SwinConfig, SwinTransformer, load_pretrained_swin,
     relative_position_index, shifted_window_mask, window_partition, window_reverse,
 )
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parity"
 SMALL = SwinConfig(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4), window_size=4, drop_path_rate=0.0)

@@ -15,7 +15,7 @@ from refbench.build.synth import (BENCHMARK_SIZES, SynthConfig, build_synth, ens
 from refbench.build.synth_scene import CATEGORIES, COLORS
 from refbench.data import open_split
 from refbench.data.check import verify_manifest
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 SPLITS = ("train", "val", "testA", "testB")
 

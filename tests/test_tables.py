@@ -14,9 +14,9 @@ import pytest
 import torch
 
 import leaderboards
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 from refbench.metrics import RISMetrics, bootstrap_ci
-from refbench.results import results_document, write_json_atomic, write_records_jsonl
+from refbench.core.results import results_document, write_json_atomic, write_records_jsonl
 from refbench.tables import published_tables, render
 from refbench.tables.compare import load_run
 from refbench.tables.conflicts import metric_conflicts, value_conflicts

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 from refbench.train.optim import parameter_groups, poly_lambda
 from refbench.train.recipes import RECIPES, get_recipe
 
@@ -35,7 +35,7 @@ def test_paper_recipes_cite_their_source():
 def test_poly_schedule_and_groups():
     f = poly_lambda(100, 0.9)
     assert f(0) == 1.0 and f(100) == 0.0 and f(50) == pytest.approx(0.5 ** 0.9)
-    from refbench.models import build_model
+    from refbench.core.models import build_model
 
     model = build_model("lavt", "tiny")
     groups, summary = parameter_groups(model, get_recipe("lavt", "paper"))

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 # Additive logit of padded tokens in BERT's extended attention mask (transformers 3.x, which
 # the official LAVT/MagNet/DMMI code vendors).

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,7 +376,7 @@ class CLIPTextTransformer(nn.Module):
     ``forward(input_ids (B, L), attention_mask (B, L))`` -> :class:`CLIPTextOutput`.  ``L`` may
     be shorter than the context (positions 0..L-1 are used).  The attention is causal, so a
     real token never sees padding; the sentence feature is read at the last real token, which
-    is <|endoftext|> for :class:`~baselines.common.clip_tokenizer.CLIPTokenizer` ids (the same
+    is <|endoftext|> for :class:`~refbench.core.clip_tokenizer.CLIPTokenizer` ids (the same
     position as OpenAI's ``input_ids.argmax(-1)``).
     """
 
@@ -651,7 +651,7 @@ def read_clip_state_dict(source: "str | os.PathLike | Mapping[str, Any]") -> tup
     """OpenAI-layout CLIP weights from a TorchScript archive (``RN101.pt``), a ``torch.save``d state
     dict (bare, under ``state_dict``/``model``, ``module.``-prefixed) or an in-memory dict.
     Size entries (``input_resolution`` …) are dropped.  Returns (state, notes)."""
-    from baselines.common.checkpoint import CheckpointLayout, extract_state_dict, read_checkpoint
+    from refbench.core.checkpoint import CheckpointLayout, extract_state_dict, read_checkpoint
 
     notes: list[str] = []
     if isinstance(source, Mapping):
@@ -681,7 +681,7 @@ def load_clip_state_dict(source: "str | os.PathLike | Mapping[str, Any]", *, vis
     Strict: the checkpoint's CLIP sizes must equal the towers' (one error naming both, e.g. RN50
     vs RN101), and every key must match.  Returns notes.
     """
-    from baselines.common.checkpoint import load_state_dict_checked
+    from refbench.core.checkpoint import load_state_dict_checked
 
     if visual is None and text is None:
         raise ValueError("pass visual= and/or text= modules to load CLIP weights into")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, TypeVar
 
-from refbench.errors import RefbenchError, suggest
+from refbench.core.errors import RefbenchError, suggest
 
 C = TypeVar("C")
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 EXPANSION = 4
 
@@ -140,7 +140,7 @@ def load_pretrained_resnet(resnet: ResNet, path: str) -> list[str]:
     Strict on every other key: a checkpoint of another depth raises RefbenchError naming the
     mismatch.  Returns notes.
     """
-    from baselines.common.checkpoint import (CheckpointLayout, extract_state_dict, load_state_dict_checked,
+    from refbench.core.checkpoint import (CheckpointLayout, extract_state_dict, load_state_dict_checked,
                                              read_checkpoint)
 
     layout = CheckpointLayout(dicts={"model": ""}, ignore_suffixes=())

@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from baselines.common.layers import DropPath, init_transformer_weights, tokens_to_map
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 # Value added to attention logits between tokens from different regions of a shifted window.
 SHIFT_MASK_VALUE = -100.0
@@ -381,7 +381,7 @@ def load_pretrained_swin(swin: SwinTransformer, path: str) -> list[str]:
     ``norm0..3``) keep their initialisation.  Returns notes; raises RefbenchError when the file
     does not look like a Swin of this width.
     """
-    from baselines.common.checkpoint import read_checkpoint, strip_prefix
+    from refbench.core.checkpoint import read_checkpoint, strip_prefix
 
     obj = read_checkpoint(path)
     sd = obj

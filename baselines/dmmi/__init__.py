@@ -1,11 +1,11 @@
 """DMMI (Hu et al., ICCV 2023): Swin-B or ResNet-101 + multi-scale bi-directional attention,
 text-to-image decoder with transformer fusion, training-time context-clue recovery.
 
-    from refbench.models import build_model
+    from refbench.core.models import build_model
     model = build_model("dmmi", variant="paper")        # or "resnet101", "tiny"
     model.load_checkpoint("dmmi_swin_refcocog_umd.pth")  # official {'model', 'bert_model'} layout
 """
-from refbench.models import ModelInfo
+from refbench.core.models import ModelInfo
 
 MODEL_INFO = ModelInfo(
     name="dmmi",

@@ -35,7 +35,7 @@ from typing import Sequence
 
 import torch
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 NOUN_TAGS = ("NN", "NNS")
 MAX_WORD_INDEX = 19   # official: word_i < 19 (so word_i + 1 stays inside the 20 token ids)

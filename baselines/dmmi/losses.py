@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 COSINE_EPS = 1e-6  # official nn.CosineSimilarity(dim=1, eps=1e-6)
 

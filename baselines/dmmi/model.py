@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.common.bert import BertTextEncoder
-from baselines.common.checkpoint import CheckpointLayout, load_model_checkpoint
+from refbench.core.checkpoint import CheckpointLayout, load_model_checkpoint
 from baselines.common.configs import variant_config
 from baselines.common.layers import map_to_tokens, tokens_to_map
 from baselines.common.pwam import PAD_LOGIT, LanguageGate, word_mask_2d
@@ -48,8 +48,8 @@ from baselines.dmmi.config import CONFIGS, DMMIConfig
 from baselines.dmmi.decoder import DecoderOutput, DMMIDecoder
 from baselines.dmmi.erasing import erased_input_ids
 from baselines.dmmi.losses import MultiModalContrastiveLoss, segmentation_loss, similarity_loss
-from refbench.errors import RefbenchError
-from refbench.models import RISModel
+from refbench.core.errors import RefbenchError
+from refbench.core.models import RISModel
 
 CHECKPOINT_LAYOUT = CheckpointLayout(dicts={"model": "", "bert_model": "text_encoder."})
 # query width of each alignment kernel relative to the stage width C (official code):

@@ -20,10 +20,10 @@ from typing import Iterator, Sequence, TypeVar
 
 from torch.utils.data import Sampler
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
+from refbench.core.records import TYPES
 
 T = TypeVar("T")
-TARGET_TYPES = ("zero", "one", "many")
 
 
 def insert_evenly(minority: Sequence[T], majority: Sequence[T]) -> list[T]:
@@ -50,7 +50,7 @@ def refzom_order(types: Sequence[str], seed: int = 0, shuffle: bool = True) -> l
         seed: seed of the shuffles (a :class:`random.Random` of its own; no global state).
         shuffle: shuffle both groups first (official default) or keep dataset order.
     """
-    bad = sorted({t for t in types if t not in TARGET_TYPES})
+    bad = sorted({t for t in types if t not in TYPES})
     if bad:
         raise RefbenchError(f"Ref-ZOM sampler: sample types must be 'zero', 'one' or 'many', got {bad[:3]}")
     zeros = [i for i, t in enumerate(types) if t == "zero"]

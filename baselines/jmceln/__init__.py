@@ -1,12 +1,12 @@
 """JMCELN (Huang & Satoh, EMNLP 2023): CLIP RN101 + neck + LSRAN + a cascade of learnable contextual
 embeddings with Progressive Alignment Networks; implemented from the paper (no official code).
 
-    from refbench.models import build_model
+    from refbench.core.models import build_model
     model = build_model("jmceln", variant="paper")             # or "tiny"
     model.load_clip("RN101.pt")                                 # OpenAI CLIP RN101 initialisation (§4)
     ablation = build_model("jmceln", variant="paper", ablation="w/o-pan")   # Table 2 rows
 """
-from refbench.models import ModelInfo
+from refbench.core.models import ModelInfo
 
 MODEL_INFO = ModelInfo(
     name="jmceln",

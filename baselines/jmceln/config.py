@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from baselines.common.clip import RN101, CLIPConfig, CLIPTextConfig, CLIPVisionConfig
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 
 @dataclass(frozen=True)

@@ -30,15 +30,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common.checkpoint import CheckpointLayout, load_model_checkpoint
+from refbench.core.checkpoint import CheckpointLayout, load_model_checkpoint
 from baselines.common.clip import CLIPTextTransformer, ModifiedResNet, MultiheadAttention, load_clip_state_dict
 from baselines.common.configs import variant_config
 from baselines.common.layers import map_to_tokens, tokens_to_map
 from baselines.common.swin import SwinBlock
 from baselines.jmceln.config import ABLATIONS, CONFIGS, JMCELNConfig
 from baselines.jmceln.switchable_norm import SwitchableNorm2d
-from refbench.errors import RefbenchError, suggest
-from refbench.models import RISModel
+from refbench.core.errors import RefbenchError, suggest
+from refbench.core.models import RISModel
 
 CHECKPOINT_LAYOUT = CheckpointLayout(dicts={"model": ""})
 

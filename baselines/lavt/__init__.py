@@ -1,10 +1,10 @@
 """LAVT (Yang et al., CVPR 2022): Swin-B + pixel-word attention at every stage + BERT-base.
 
-    from refbench.models import build_model
+    from refbench.core.models import build_model
     model = build_model("lavt", variant="paper")       # or "tiny"
     model.load_checkpoint("refcoco.pth")               # official {'model', 'bert_model'} layout
 """
-from refbench.models import ModelInfo
+from refbench.core.models import ModelInfo
 
 MODEL_INFO = ModelInfo(
     name="lavt",

@@ -23,13 +23,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.common.bert import BertTextEncoder
-from baselines.common.checkpoint import CheckpointLayout, load_model_checkpoint
+from refbench.core.checkpoint import CheckpointLayout, load_model_checkpoint
 from baselines.common.configs import variant_config
 from baselines.common.pwam import PWAM, LanguageGate
 from baselines.common.swin import SwinTransformer, load_pretrained_swin
 from baselines.lavt.config import CONFIGS, LAVTConfig
-from refbench.errors import RefbenchError
-from refbench.models import RISModel
+from refbench.core.errors import RefbenchError
+from refbench.core.models import RISModel
 
 # official dict -> prefix in this module's state dict; lavt_one checkpoints already carry
 # ``text_encoder.*`` inside ``model`` and load through the same mapping.

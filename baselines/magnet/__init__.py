@@ -2,11 +2,11 @@
 module (CAM), a Mask2Former head with one query, and the training-side Mask Grounding and
 cross-modal alignment loss.
 
-    from refbench.models import build_model
+    from refbench.core.models import build_model
     model = build_model("magnet", variant="paper")     # "all" (448, multi-dataset) or "tiny"
     model.load_checkpoint("magnet_refcoco.pth")        # official {'model': ...} layout
 """
-from refbench.models import ModelInfo
+from refbench.core.models import ModelInfo
 
 MODEL_INFO = ModelInfo(
     name="magnet",

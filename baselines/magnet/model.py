@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.common.bert import BertTextEncoder
-from baselines.common.checkpoint import (CheckpointLayout, extract_state_dict, load_state_dict_checked,
+from refbench.core.checkpoint import (CheckpointLayout, extract_state_dict, load_state_dict_checked,
                                          read_checkpoint)
 from baselines.common.configs import variant_config
 from baselines.common.layers import apply_pointwise, map_to_tokens, tokens_to_map
@@ -42,15 +42,15 @@ from baselines.common.swin import SwinStage, SwinTransformer, load_pretrained_sw
 from baselines.magnet.config import CONFIGS, MagNetConfig
 from baselines.magnet.head import MaskDecoderHead, sine_position_embedding
 from baselines.magnet.losses import cross_modal_alignment_loss, grounding_loss, mask_losses
-from refbench.errors import RefbenchError
-from refbench.models import RISModel
+from refbench.core.errors import RefbenchError
+from refbench.core.records import TYPES
+from refbench.core.models import RISModel
 
 CHECKPOINT_LAYOUT = CheckpointLayout(dicts={"model": ""})
 # Children whose keys make up the official checkpoint; everything else is training-only.
 OFFICIAL_CHILDREN = ("image_model", "language_model", "classifier", "lang_proj")
 # bert-base-uncased ids that Mask Grounding never masks
 BERT_PAD_ID, BERT_CLS_ID, BERT_SEP_ID = 0, 101, 102
-TARGET_TYPES = ("zero", "one", "many")
 
 
 # -- 1. encoders: the language encoder with its language-side fusion ------------------------------
@@ -487,8 +487,8 @@ class MagNet(RISModel):
         types = batch.get("type")
         # the type is informational: an empty GT (a "zero" sentence, or an object too small to
         # survive the resize) is handled from the mask itself (no CAL term, the empty-mask embedding)
-        if types is not None and (len(types) != images.shape[0] or any(t not in TARGET_TYPES for t in types)):
-            raise RefbenchError(f"batch['type'] must list one of {TARGET_TYPES} per sample, got {list(types)[:8]}")
+        if types is not None and (len(types) != images.shape[0] or any(t not in TYPES for t in types)):
+            raise RefbenchError(f"batch['type'] must list one of {TYPES} per sample, got {list(types)[:8]}")
         return images, batch["input_ids"], batch["attention_mask"], target
 
     # -- weights ------------------------------------------------------------------------------------

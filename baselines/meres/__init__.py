@@ -5,11 +5,11 @@ and a decoder guided by {enhanced linguistic tokens, visual expression tokens}.
 There is no public code or checkpoint; this is refbench's reference implementation from the paper
 (../shared/papers/meres.txt).
 
-    from refbench.models import build_model
+    from refbench.core.models import build_model
     model = build_model("meres", variant="paper")            # or "clip", "tiny"
     model = build_model("meres", variant="tiny", ablation="ve_only")   # Table 3 / 4 rows
 """
-from refbench.models import ModelInfo
+from refbench.core.models import ModelInfo
 
 MODEL_INFO = ModelInfo(
     name="meres",

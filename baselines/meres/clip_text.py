@@ -18,7 +18,7 @@ import torch
 
 from baselines.common.clip import KNOWN_CONFIGS, CLIPTextConfig, CLIPTextTransformer, load_clip_state_dict
 from baselines.meres.config import MERESConfig
-from refbench.errors import RefbenchError, suggest
+from refbench.core.errors import RefbenchError, suggest
 
 
 class CLIPLinguisticEncoder(CLIPTextTransformer):

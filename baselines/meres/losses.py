@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 
 def check_mask_target(target: torch.Tensor, batch: int, size: tuple[int, int]) -> torch.Tensor:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.common.bert import BertTextEncoder
-from baselines.common.checkpoint import CheckpointLayout, load_model_checkpoint
+from refbench.core.checkpoint import CheckpointLayout, load_model_checkpoint
 from baselines.common.configs import variant_config
 from baselines.common.layers import init_transformer_weights, map_to_tokens
 from baselines.common.swin import SwinTransformer, load_pretrained_swin
@@ -37,8 +37,8 @@ from baselines.meres.config import ABLATIONS, CONFIGS, MERESConfig
 from baselines.meres.decoder import SegmentationDecoder
 from baselines.meres.extractor import ExtractorOutput, LinguisticEnhancement, VisualExpressionExtractor
 from baselines.meres.losses import PixelContrastiveLoss, check_mask_target, mask_bce, relevance_targets
-from refbench.errors import RefbenchError, suggest
-from refbench.models import RISModel
+from refbench.core.errors import RefbenchError, suggest
+from refbench.core.models import RISModel
 
 # MERES has no official checkpoints: refbench's own layout ({"refbench": ..., "model": sd}) or a
 # bare / {"model": sd} / {"state_dict": sd} state dict in this module's key space.

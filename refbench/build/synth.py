@@ -41,7 +41,7 @@ from pycocotools import mask as mask_utils
 from refbench.build.synth_language import (caption_sentences, many_target_groups, many_target_sentence,
                                            one_target_sentences, zero_target_sentence)
 from refbench.build.synth_scene import BACKGROUNDS, CATEGORIES, SceneConfig, SceneObject, compose_scene, render
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 # Bumped whenever the files generated for a given (seed, size) change, so cached builds
 # made by an older generator are rebuilt (ensure_synth) rather than silently reused.
@@ -279,7 +279,7 @@ def build_synth(out: str | os.PathLike, seed: int = 0, size: str = "small", work
     (default: up to 2); the output does not depend on it.
     """
     if size not in BENCHMARK_SIZES:
-        from refbench.errors import suggest
+        from refbench.core.errors import suggest
         raise suggest(size, BENCHMARK_SIZES, "synthetic benchmark size")
     out = Path(out)
     if out.exists() and not force and (out.is_file() or any(out.iterdir())):

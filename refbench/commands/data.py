@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 _ROOT_HELP = "Directory holding the datasets (refcoco/, refcocog/, ref-zom/, grefcoco/, images/ ...); default $REFBENCH_DATA."
 
@@ -44,7 +44,7 @@ def check(data_root: Path | None, image_root: Path | None, datasets: tuple[str, 
     """
     from refbench.data.catalog import get_dataset
     from refbench.data.check import check_data_root, check_to_json, format_check
-    from refbench.results import write_json_atomic
+    from refbench.core.results import write_json_atomic
 
     keys = [get_dataset(k.lower()).key for k in datasets] or None
     results = check_data_root(_root(data_root), keys, image_root, not no_images, verify_hashes)
@@ -73,8 +73,8 @@ def stats(splits: tuple[str, ...], data_root: Path | None, generalization_rule: 
     """
     from refbench.data import open_split
     from refbench.data.check import format_stats, split_stats
-    from refbench.data.tokenize import get_tokenizer
-    from refbench.results import write_json_atomic
+    from refbench.core.tokenize import get_tokenizer
+    from refbench.core.results import write_json_atomic
 
     tok = get_tokenizer("bert", 20) if tokens else None
     out = []

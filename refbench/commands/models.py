@@ -7,7 +7,7 @@ import click
 @click.command(name="models")
 def models_cmd() -> None:
     """List registered models, their variants, accepted official checkpoints and paper protocol."""
-    from refbench.models import list_models
+    from refbench.core.models import list_models
 
     for info in list_models():
         click.echo(f"{info.name}  ({info.paper})" if info.paper else info.name)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 _OUT = click.option("--out", required=True, type=click.Path(path_type=Path), help="PNG file to write.")
 _RUNS = click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 from refbench.metrics.stats import bootstrap_ci
-from refbench.protocols import PROTOCOLS
+from refbench.core.protocols import PROTOCOLS
 from refbench.report import metrics_table
-from refbench.results import results_document, write_json_atomic, write_records_jsonl
+from refbench.core.results import results_document, write_json_atomic, write_records_jsonl
 from refbench.score import score_directories
 
 
@@ -46,7 +46,7 @@ def score(pred_dir: Path, gt: str, data_root: str | None, protocol: str, types_f
             parse_split(gt)
         except RefbenchError as e:
             raise RefbenchError(f"--gt {gt}: no such directory, and not a dataset split ({e})") from None
-        from refbench.provenance import sha256_file
+        from refbench.core.provenance import sha256_file
         from refbench.score import score_against_split
 
         acc, notes, sd = score_against_split(pred_dir, gt, protocol, data_root or os.environ.get("REFBENCH_DATA"),

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 
 def _emit(text: str, out: Path | None) -> None:

@@ -52,7 +52,7 @@ def parse_model_args(items: tuple[str, ...]) -> dict:
     """``("ablation=ve_only", "topk_ratio=0.1")`` -> ``{"ablation": "ve_only", "topk_ratio": 0.1}``."""
     import json
 
-    from refbench.errors import RefbenchError
+    from refbench.core.errors import RefbenchError
 
     out = {}
     for item in items:

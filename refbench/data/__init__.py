@@ -12,7 +12,7 @@ from refbench.data.dataset import RISDataset, collate
 from refbench.data.sample import TYPES, Sample
 from refbench.data.split_data import SplitData, open_split
 from refbench.data.splits import canonical_split, paper_split, parse_split, valid_split_names
-from refbench.data.tokenize import get_tokenizer, register_tokenizer
+from refbench.core.tokenize import get_tokenizer, register_tokenizer
 
 __all__ = [
     "Sample", "TYPES", "SplitData", "open_split", "RISDataset", "collate", "parse_split", "canonical_split",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from refbench.errors import suggest
+from refbench.core.errors import suggest
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from refbench.data.layout import expected_layout, find_dataset_files, find_image
 from refbench.data.refer import select_split, to_samples
 from refbench.data.sample import TYPES
 from refbench.data.split_data import SplitData, read_refs, synth_manifest_counts
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 
 @dataclass
@@ -78,7 +78,7 @@ def _split_names(d: DatasetDef) -> list[str]:
 
 def verify_manifest(root: Path) -> str:
     """Compare every file listed in a synthetic benchmark's manifest.json with its sha256."""
-    from refbench.provenance import sha256_file
+    from refbench.core.provenance import sha256_file
 
     doc = read_json(root / "manifest.json")
     bad = [rel for rel, digest in doc.get("files", {}).items()

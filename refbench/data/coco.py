@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 
 def read_json(path: str | os.PathLike) -> Any:

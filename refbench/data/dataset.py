@@ -28,11 +28,11 @@ from torch.utils.data import Dataset, default_collate
 from refbench.data.masks import rasterize, rasterize_polygons
 from refbench.data.sample import Sample
 from refbench.data.split_data import SplitData
-from refbench.data.tokenize import Tokenizer, get_tokenizer
+from refbench.core.tokenize import Tokenizer, get_tokenizer
 from refbench.data.transforms import (Letterbox, letterbox_image, letterbox_mask, resize_mask_nearest, stretch_image,
                                       to_normalized_tensor)
-from refbench.errors import RefbenchError
-from refbench.protocols import Protocol, get_protocol
+from refbench.core.errors import RefbenchError
+from refbench.core.protocols import Protocol, get_protocol
 
 
 def load_rgb(path: Path) -> Image.Image:

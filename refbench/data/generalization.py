@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable
 
 from refbench.data.sample import Ref
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 RULES = ("ref", "image")
 COCO_PARTITION_FILE = "coco_ovr_categories.json"

@@ -14,7 +14,7 @@ from refbench.data.refer import field, make_ref, require_list
 from refbench.data.refzom import dedupe_aligned
 from refbench.data.safe_pickle import load_pickle
 from refbench.data.sample import Ref
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 REFS_FILES = ("grefs(unc).json", "grefs(unc).p")
 

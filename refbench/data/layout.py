@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from refbench.data.catalog import DatasetDef
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 ROOT_PREFIXES = ("", "refer/data", "data", "datasets")
 IMAGE_BASES = ("images/mscoco/images", "images/mscoco", "images", "coco/images", "coco", "")

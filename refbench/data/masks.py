@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 RULES = ("lavt", "union")
 

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from refbench.data.coco import CocoIndex
 from refbench.data.safe_pickle import load_pickle
 from refbench.data.sample import Ref, Sample
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 
 def select_split(refs: Iterable[Ref], split: str) -> list[Ref]:

@@ -16,7 +16,7 @@ from refbench.data.coco import CocoIndex
 from refbench.data.refer import field, make_ref, require_list
 from refbench.data.safe_pickle import load_pickle
 from refbench.data.sample import Ref
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 REFS_FILES = ("refs(final).p", "Ref-ZOM(final).p", "Ref_ZOM.p")
 

@@ -5,7 +5,7 @@ family only ever needs plain containers and scalars, so :func:`load_pickle` admi
 exactly those: every opcode that would import something goes through ``find_class``,
 which refuses all names except ``set`` / ``frozenset`` and a latin-1-only stand-in for
 ``_codecs.encode`` (how protocol <= 2 stores sets and bytes); persistent ids are refused.  A refused pickle raises
-:class:`~refbench.errors.RefbenchError` before anything it names is imported or called.
+:class:`~refbench.core.errors.RefbenchError` before anything it names is imported or called.
 
 Python-2 pickles (the original REFER release) store text as byte strings; they are
 decoded as UTF-8, which is a superset of what the official loaders' ASCII default reads.
@@ -18,7 +18,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 def _bytes_from_latin1(text: str, encoding: str = "latin1") -> bytes:
     """Protocol <= 2 pickles bytes as _codecs.encode(text, 'latin1'); nothing else is accepted."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TYPES = ("zero", "one", "many")
+from refbench.core.records import TYPES  # noqa: F401  (re-exported: the data layer's sample types)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from refbench.data.masks import polygons_of, rasterize
 from refbench.data.refer import select_split, to_samples
 from refbench.data.sample import TYPES, Ref, Sample
 from refbench.data.splits import SplitName, parse_split
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 
 @dataclass

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from refbench.data.catalog import DATASETS, DatasetDef
-from refbench.errors import RefbenchError, suggest
+from refbench.core.errors import RefbenchError, suggest
 
 SUBSETS = ("seen", "unseen")
 

@@ -1,4 +1,4 @@
-"""Image and GT transforms of the evaluation protocols (refbench.protocols.Protocol).
+"""Image and GT transforms of the evaluation protocols (refbench.core.protocols.Protocol).
 
 ``stretch`` (LAVT family, ReLA; official_implementations.md §1): PIL bilinear resize to
 S x S (aspect not kept), ToTensor, ImageNet mean/std.  GT: a full-size mask resized with
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 MEAN_STD: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),

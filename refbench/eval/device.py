@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from refbench.data.transforms import letterbox_to_original
-from refbench.metrics.binarize import binarize
-from refbench.protocols import Protocol
+from refbench.core.binarize import binarize
+from refbench.core.protocols import Protocol
 
 _THRESH = {"sigmoid>0.5": 0.5, "sigmoid>0.35": 0.35}
 

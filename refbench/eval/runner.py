@@ -17,7 +17,7 @@ import click
 import torch
 from torch.utils.data import DataLoader
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 from refbench.eval.device import auto_batch_size, autocast, device_description, resolve_device
 from refbench.eval.distributed import DistContext, init_from_env, shard
 from refbench.eval.postprocess import masks_on_canvas
@@ -25,11 +25,11 @@ from refbench.eval.store import RunStore
 from refbench.metrics.accumulator import RISMetrics
 from refbench.metrics.distributed import all_gather_metrics
 from refbench.metrics.stats import bootstrap_ci
-from refbench.models import RISModel, get_model_info, shipped_checkpoint
-from refbench.protocols import get_protocol
-from refbench.provenance import sha256_file
+from refbench.core.models import RISModel, get_model_info, shipped_checkpoint
+from refbench.core.protocols import get_protocol
+from refbench.core.provenance import sha256_file
 from refbench.report import metrics_table
-from refbench.results import results_document
+from refbench.core.results import results_document
 
 
 @dataclass
@@ -82,7 +82,7 @@ def _batches(indices: list[int], size: int) -> list[list[int]]:
 def evaluate(cfg: EvalConfig, echo: Callable[[str], None] = click.echo) -> dict | None:
     """Run one evaluation; returns the results document on the main process (None elsewhere)."""
     from refbench.data import RISDataset, collate, open_split
-    from refbench.data.tokenize import get_tokenizer
+    from refbench.core.tokenize import get_tokenizer
 
     t_start = time.perf_counter()
     dev = resolve_device(cfg.device)

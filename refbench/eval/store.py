@@ -19,9 +19,9 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from refbench.errors import RefbenchError
-from refbench.metrics.records import SampleRecords
-from refbench.results import write_json_atomic, write_records_jsonl
+from refbench.core.errors import RefbenchError
+from refbench.core.records import SampleRecords
+from refbench.core.results import write_json_atomic, write_records_jsonl
 
 # settings that must match for --resume to continue a run
 RESUME_KEYS = ("model", "variant", "split_name", "checkpoint_sha256", "protocol_hash", "batch_size",

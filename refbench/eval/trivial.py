@@ -15,7 +15,7 @@ import torch
 from refbench.data.masks import rasterize
 from refbench.data.transforms import resize_mask_nearest
 from refbench.metrics.accumulator import RISMetrics
-from refbench.protocols import Protocol, get_protocol
+from refbench.core.protocols import Protocol, get_protocol
 
 PREDICTORS = ("empty", "full", "largest")
 

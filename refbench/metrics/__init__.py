@@ -7,10 +7,10 @@
 See refbench.metrics.definitions for the exact definition of every number.
 """
 from refbench.metrics.accumulator import MetricReport, RISMetrics, intersection_union
-from refbench.metrics.binarize import as_binary_mask, binarize
+from refbench.core.binarize import as_binary_mask, binarize
 from refbench.metrics.definitions import contributions, metric_names
 from refbench.metrics.distributed import all_gather_metrics
-from refbench.metrics.records import TYPES, SampleRecords
+from refbench.core.records import TYPES, SampleRecords
 from refbench.metrics.stats import Interval, PairedResult, bootstrap_ci, paired_test
 
 __all__ = [

@@ -18,11 +18,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from refbench.errors import RefbenchError
-from refbench.metrics.binarize import as_binary_mask, binarize
+from refbench.core.errors import RefbenchError
+from refbench.core.binarize import as_binary_mask, binarize
 from refbench.metrics.definitions import contributions
-from refbench.metrics.records import TYPES, SampleRecords, type_codes
-from refbench.protocols import Protocol, get_protocol
+from refbench.core.records import TYPES, SampleRecords, type_codes
+from refbench.core.protocols import Protocol, get_protocol
 
 MaskBatch = "torch.Tensor | Sequence[torch.Tensor]"
 

@@ -11,7 +11,7 @@ paired test all use them, so they can never disagree on a definition.  Sums are 
 with ``math.fsum`` (exactly rounded), so the result does not depend on sample order or
 on how the samples were split across batches, processes or resumed runs.
 
-Families (see refbench.protocols):
+Families (see refbench.core.protocols):
     lavt    oIoU = sum I / sum U; mIoU = mean IoU with IoU = 0 when U = 0;
             P@X = share of sentences with IoU >= X (or > X per protocol).  All sentences.
     refzom  lavt metrics over one/many-target sentences only;
@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from refbench.errors import RefbenchError
-from refbench.metrics.records import SampleRecords
-from refbench.protocols import Protocol
+from refbench.core.errors import RefbenchError
+from refbench.core.records import SampleRecords
+from refbench.core.protocols import Protocol
 
 
 def p_name(threshold: float) -> str:

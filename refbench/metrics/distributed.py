@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 from refbench.metrics.accumulator import RISMetrics
-from refbench.metrics.records import SampleRecords
+from refbench.core.records import SampleRecords
 
 
 def all_gather_metrics(acc: RISMetrics, device: torch.device | str | None = None) -> RISMetrics:

@@ -22,10 +22,10 @@ from typing import Sequence
 
 import numpy as np
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 from refbench.metrics.definitions import Contributions, contributions
-from refbench.metrics.records import SampleRecords
-from refbench.protocols import Protocol, get_protocol
+from refbench.core.records import SampleRecords
+from refbench.core.protocols import Protocol, get_protocol
 
 
 def _resample_counts(rng: np.random.Generator, n: int, r: int, groups: np.ndarray | None) -> np.ndarray:

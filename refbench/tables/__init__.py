@@ -10,7 +10,7 @@ Modules: ``layouts`` (columns, labels, marks and captions of every paper table),
 """
 from __future__ import annotations
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 from refbench.tables.grid import Table, build_published
 from refbench.tables.layouts import LAYOUTS, Layout, get_layout, parse_table_ref, resolve_tables
 

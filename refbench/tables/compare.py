@@ -20,10 +20,10 @@ from pathlib import Path
 
 import leaderboards
 from leaderboards import PAPERS, PublishedNumber
-from refbench.errors import RefbenchError
-from refbench.metrics.records import SampleRecords
-from refbench.protocols import Protocol
-from refbench.results import load_results, read_records_jsonl
+from refbench.core.errors import RefbenchError
+from refbench.core.records import SampleRecords
+from refbench.core.protocols import Protocol
+from refbench.core.results import load_results, read_records_jsonl
 from refbench.tables.grid import EMPTY, Cell, Row, Table, build_published
 from refbench.tables.layouts import LAYOUTS, Layout
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from leaderboards import SOURCES, WORD_METRICS, PublishedNumber, parse_setting
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 from refbench.tables.layouts import Layout
 
 EMPTY = "-"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from refbench.errors import RefbenchError, suggest
+from refbench.core.errors import RefbenchError, suggest
 
 MARKS = ("none", "bold", "bold+underline")
 KINDS = ("main", "ablation", "statistics")

@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 GT_COLOR = np.array([0, 200, 0], dtype=np.float64)
 PRED_COLOR = np.array([230, 40, 40], dtype=np.float64)
@@ -222,7 +222,7 @@ def iou_series(paths: list[str | Path]) -> tuple[dict[str, tuple[np.ndarray, str
     A path is a results JSON (records.jsonl beside it; protocol from the file) or a records
     ``.jsonl`` (P@X with >=).  Zero-target samples have no IoU to show and are left out.
     """
-    from refbench.results import read_records_jsonl
+    from refbench.core.results import read_records_jsonl
     from refbench.tables.compare import load_runs
 
     if not paths:

@@ -18,8 +18,8 @@ from typing import Iterable
 
 import torch
 
-from baselines.common.checkpoint import read_checkpoint
-from refbench.errors import RefbenchError
+from refbench.core.checkpoint import read_checkpoint
+from refbench.core.errors import RefbenchError
 
 
 FP16_MAX = float(torch.finfo(torch.float16).max)

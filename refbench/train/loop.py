@@ -32,13 +32,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 from refbench.eval.device import autocast, device_description, resolve_device
 from refbench.eval.distributed import init_from_env
 from refbench.metrics.accumulator import RISMetrics
-from refbench.models import RISModel, get_model_info
-from refbench.protocols import get_protocol
-from refbench.results import write_json_atomic
+from refbench.core.models import RISModel, get_model_info
+from refbench.core.protocols import get_protocol
+from refbench.core.results import write_json_atomic
 from refbench.train.optim import build_optimizer, poly_lambda
 from refbench.train.recipes import TrainRecipe, get_recipe
 
@@ -164,8 +164,8 @@ def validate(model: RISModel, split, protocol, tokenizer, dev, precision: str, b
 def train(cfg: TrainConfig, echo: Callable[[str], None] = click.echo) -> dict:
     """Train ``cfg.model`` with its paper recipe; returns the summary written to OUT/train.json."""
     from refbench.data import RISDataset, collate, open_split
-    from refbench.data.tokenize import get_tokenizer
-    from baselines.common.checkpoint import save_checkpoint
+    from refbench.core.tokenize import get_tokenizer
+    from refbench.core.checkpoint import save_checkpoint
 
     dev = resolve_device(cfg.device)
     ctx = init_from_env(dev.type == "cuda")

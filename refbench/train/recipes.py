@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from refbench.errors import suggest
+from refbench.core.errors import suggest
 
 # parameter-name patterns that get no weight decay in the LAVT-family train.py
 # (norm layers, absolute position embedding, Swin relative position bias tables)

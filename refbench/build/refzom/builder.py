@@ -28,7 +28,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-import refbench
+from refbench.core import __version__
 from refbench.build.refzom import writer
 from refbench.build.refzom.config import RefZomConfig
 from refbench.build.refzom.draft import Draft
@@ -41,8 +41,8 @@ from refbench.build.refzom.sources import REFER_FAMILIES, PathsLike, Sources, as
 from refbench.build.refzom.split import SPLITS, split_images
 from refbench.build.refzom.stats import dataset_stats
 from refbench.data import refzom as refzom_reader
-from refbench.errors import RefbenchError
-from refbench.provenance import sha256_file
+from refbench.core.errors import RefbenchError
+from refbench.core.provenance import sha256_file
 
 FORMAT_VERSION = 1
 # Stage numbers in the per-image / per-stage generator seeds.
@@ -255,7 +255,7 @@ def build_refzom(instances: PathsLike, captions: PathsLike, refer_root: str | os
     refs = writer.ref_dicts(drafts, split_of, src)
     used = set(split_of)
     instances_doc = writer.instances_subset(src, used, f"Ref-ZOM-style dataset built by refbench "
-                                                       f"{refbench.__version__} from "
+                                                       f"{__version__} from "
                                                        f"{' + '.join(p.name for p in as_paths(instances))}")
     writer.check_loader_contract(refs, instances_doc)
     links = writer.image_links(image_dirs, [src.coco.images[i].file_name for i in sorted(used)])
@@ -288,7 +288,7 @@ def build_refzom(instances: PathsLike, captions: PathsLike, refer_root: str | os
         files.append(tmp / "stats.json")
         _self_check(tmp, refs)
         manifest = {"generator": "refbench.build.refzom", "format_version": FORMAT_VERSION,
-                    "refbench_version": refbench.__version__, "command": cmd, "seed": cfg.seed, "config": cfg.to_json(),
+                    "refbench_version": __version__, "command": cmd, "seed": cfg.seed, "config": cfg.to_json(),
                     "inputs": inputs, "zero_pool": stats["zero_pool"]["note"],
                     "image_links": {f"{writer.IMAGE_BASE}/{k}": str(v) for k, v in links.items()},
                     "counts": {s: {"images": v["images"], "refs": v["refs"], "sentences": v["sentences"]}

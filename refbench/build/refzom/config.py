@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 
 from refbench.build.refzom.stats import (PAPER_MANY_OBJECT_RATIO, PAPER_TEST_FRACTION, PAPER_ZERO_FRACTION,
                                          PUBLISHED)
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 ZERO_POOLS = ("outside-refer", "unused")
 

@@ -26,7 +26,7 @@ from typing import Iterable, Mapping
 
 from refbench.build.synth_scene import CATEGORIES as SYNTH_CATEGORIES
 from refbench.data.coco import read_json
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 _IRREGULAR = {
     "person": "people", "man": "men", "woman": "women", "child": "children", "gentleman": "gentlemen",

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from refbench.build.refzom.lexicon import Lexicon
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 NUMBER_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
                 "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,

@@ -21,7 +21,7 @@ from typing import Sequence, Union
 from refbench.build.refzom.phrases import clean_sentence
 from refbench.data import refer
 from refbench.data.coco import CocoIndex, load_instances, read_json
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 # Directory name of a REFER dataset -> the name the paper uses for it.
 REFER_FAMILIES = {"refcoco": "RefCOCO", "refcoco+": "RefCOCO+", "refcocog": "RefCOCOg"}

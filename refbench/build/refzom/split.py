@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 SPLITS = ("train", "test")
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable, Mapping
 
+from refbench.core.records import TYPES
+
 PUBLISHED_SOURCE = ("Hu et al., Beyond One-to-One: Rethinking the Referring Image Segmentation (DMMI), ICCV 2023, "
                     "Sec. 4 Ref-ZOM Dataset")
 PUBLISHED: dict[str, int] = {
@@ -25,7 +27,6 @@ PAPER_TEST_FRACTION = PUBLISHED["test_images"] / PUBLISHED["images"]
 PAPER_ZERO_FRACTION = PUBLISHED["one_to_zero_images"] / PUBLISHED["images"]
 PAPER_MANY_OBJECT_RATIO = PUBLISHED["one_to_many_objects"] / PUBLISHED["one_to_one_objects"]
 
-TYPES = ("zero", "one", "many")
 
 
 def _hist(values: Iterable[int]) -> list[list[int]]:

@@ -31,7 +31,7 @@ from refbench.build.synth import _dump_json as dump_json
 from refbench.build.synth import _dump_pickle as dump_pickle
 from refbench.build.synth import _sentence as sentence_record
 from refbench.data.layout import ImageLocator
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 DATASET_DIR = "ref-zom"
 REFS_FILE = "refs(final).p"

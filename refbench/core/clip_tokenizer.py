@@ -26,7 +26,7 @@ Differences from the reference implementation, none of which touches ASCII text:
   quotes, NFC), all but its mojibake repair (e.g. ``"sÃ³"`` -> ``"só"``).
 
 The vocabulary is ``bpe_simple_vocab_16e6.txt.gz`` (MIT, OpenAI), vendored in
-``baselines/common/data`` with its licence; any other copy can be passed as ``path``.
+``refbench/core/vocab`` with its licence; any other copy can be passed as ``path``.
 """
 from __future__ import annotations
 
@@ -39,9 +39,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
-DEFAULT_VOCAB = Path(__file__).resolve().parent / "data" / "bpe_simple_vocab_16e6.txt.gz"
+DEFAULT_VOCAB = Path(__file__).resolve().parent / "vocab" / "bpe_simple_vocab_16e6.txt.gz"
 VOCAB_SIZE = 49408
 NUM_MERGES = VOCAB_SIZE - 2 * 256 - 2  # 48,894
 SOT, EOT = "<|startoftext|>", "<|endoftext|>"
@@ -167,7 +167,7 @@ def _pairs(word: tuple[str, ...]) -> set[tuple[str, str]]:
 
 class CLIPTokenizer:
     """CLIP BPE -> fixed-length ids and attention mask (the ``Tokenizer`` protocol of
-    :mod:`refbench.data.tokenize`, kind ``"clip"``).
+    :mod:`refbench.core.tokenize`, kind ``"clip"``).
 
     Args:
         length: ids per sentence (the text context; JMCELN 30, CRIS 17, CLIP 77).
@@ -292,5 +292,5 @@ def _read_merges(path: Path) -> tuple[tuple[str, str], ...]:
 
 
 def get_clip_tokenizer(length: int = 77, path: str | os.PathLike | None = None) -> CLIPTokenizer:
-    """Factory registered as tokenizer kind ``"clip"`` (``refbench.data.tokenize``)."""
+    """Factory registered as tokenizer kind ``"clip"`` (``refbench.core.tokenize``)."""
     return CLIPTokenizer(length=length, path=path)

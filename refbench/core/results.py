@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-from refbench.errors import RefbenchError
-from refbench.metrics.records import SampleRecords
+from refbench.core.errors import RefbenchError
+from refbench.core.records import SampleRecords
 
 SCHEMA = "refbench.results"
 SCHEMA_VERSION = 1
@@ -102,7 +102,7 @@ def iter_jsonl_lines(records: SampleRecords) -> Iterable[str]:
 
 def results_document(report, kind: str, ci: dict | None = None, ci_method: str | None = None, **provenance) -> dict:
     """The results JSON for a MetricReport (see module docstring for the keys)."""
-    from refbench.provenance import environment, now_iso
+    from refbench.core.provenance import environment, now_iso
 
     doc = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": kind, "created": now_iso()}
     doc.update(provenance)

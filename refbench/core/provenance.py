@@ -8,7 +8,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-import refbench
+from refbench.core import __version__
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -41,7 +41,7 @@ def environment() -> dict:
     import numpy
     import torch
 
-    env = {"refbench": refbench.__version__, "git_commit": git_commit(), "python": platform.python_version(),
+    env = {"refbench": __version__, "git_commit": git_commit(), "python": platform.python_version(),
            "torch": torch.__version__, "numpy": numpy.__version__, "platform": platform.platform()}
     try:
         import transformers

@@ -36,7 +36,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 REFBENCH_FORMAT = 1
 # Only plain containers/tensors/numbers plus these classes may be unpickled.
@@ -114,7 +114,7 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, **meta: Any) -> N
     ``meta`` values must be plain (str, numbers, lists, dicts) so the file loads with
     ``weights_only=True``.
     """
-    from refbench import __version__
+    from refbench.core import __version__
 
     header = {"format": REFBENCH_FORMAT, "model": getattr(model, "name", type(model).__name__),
               "variant": getattr(model, "variant", ""), "refbench_version": __version__, **meta}

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from refbench.errors import RefbenchError
-from refbench.protocols import BINARIZATIONS
+from refbench.core.errors import RefbenchError
+from refbench.core.protocols import BINARIZATIONS
 
 
 def binarize(logits: torch.Tensor, rule: str) -> torch.Tensor:

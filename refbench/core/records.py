@@ -14,7 +14,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from refbench.errors import RefbenchError
+from refbench.core.errors import RefbenchError
 
 TYPES = ("zero", "one", "many")
 _TYPE_CODE = {t: i for i, t in enumerate(TYPES)}

