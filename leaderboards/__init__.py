@@ -1,192 +1,64 @@
-"""Published RIS results as data, and the index of reproduced runs.
+"""Published RIS results as data: one bundle per paper, loaded by one generic loader.
 
     import leaderboards
-    nums = leaderboards.published("magnet", "1")      # list[PublishedNumber], paper order
-    nums[0].method, nums[0].dataset, nums[0].split, nums[0].metric, nums[0].value
-    leaderboards.tables("meres")                       # ['1', '2', '3', '4a', …, '7']
-    leaderboards.reproduced_runs()                     # paths of results files in reproduced/
+    df = leaderboards.published("magnet", "1")          # pandas DataFrame, one number per row
+    nums = leaderboards.numbers("magnet", "1")          # list[PublishedNumber], paper order
+    lay = leaderboards.layout("magnet", "1")            # Layout: columns, marks, caption, reproduction rules
+    leaderboards.papers()                               # {'dmmi': 'DMMI: ...', ...}
+    leaderboards.tables("meres")                        # ['1', '2', '3', '4a', …, '7']
+    leaderboards.reproduced_runs()                      # results files of runs shipped in reproduced/
 
-One CSV per paper under ``published/`` holds every number of the paper's results tables in
-long format (one number per line) with the metric of every number explicit; the columns are
-documented in ``SCHEMA.md`` next to this file.  The files are package data, so the API works
-from an installed package as well as from a source checkout.  Every row is validated on load;
-a malformed file raises :class:`refbench.core.errors.RefbenchError` naming the file, line and field.
+A bundle is a folder ``papers/<paper>/`` holding ``numbers.csv`` (every number of the paper's
+results tables, one per line, the metric of every number explicit) and ``tables.json`` (the
+paper's title, each table's layout and its reproduction rules); SCHEMA.md documents both.  The
+files are package data: the API works from an installed package as from a source checkout.  A
+malformed file raises :class:`LeaderboardError` naming the file, line and field.  This package
+holds data: it imports nothing of refbench.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from refbench.core.errors import RefbenchError, suggest
+from leaderboards.errors import LeaderboardError, unknown
+from leaderboards.layout import Column, Layout, ReproductionRules, layout_from_json
+from leaderboards.numbers import (COLUMNS, DATASETS, METRICS, SPLITS, WORD_METRICS, PublishedNumber, parse_csv,
+                                  parse_setting)
 
-PAPERS: dict[str, str] = {
-    "magnet": "MagNet: Mask Grounding for Referring Image Segmentation (CVPR 2024)",
-    "dmmi": "DMMI: Beyond One-to-One: Rethinking the Referring Image Segmentation (ICCV 2023)",
-    "meres": "MERES: Visual Expression for Referring Expression Segmentation",
-    "jmceln": "JMCELN: Joint Mask and Contextual Embedding Learning Network (EMNLP 2023)",
-}
-#: refbench's own reference numbers (tiny models trained by refbench on its synthetic benchmark,
-#: evaluated with the shipped checkpoints); tables like the papers', so that `refbench reproduce`
-#: and the demo can regenerate them
-REFERENCE: dict[str, str] = {
-    "refbench": "refbench reference runs: tiny models trained by refbench on its synthetic benchmark",
-}
-#: every source of published numbers: the four papers and refbench's reference runs
-SOURCES: dict[str, str] = {**PAPERS, **REFERENCE}
-DATASETS = ("refcoco", "refcoco+", "refcocog-umd", "refcocog-google", "ref-zom", "grefcoco", "synth", "synth-zom",
-            "synth-grefcoco")
-SPLITS = ("train", "val", "testA", "testB", "test")
-SUBSETS = ("", "seen", "unseen")
-METRICS = ("oIoU", "mIoU", "P@0.5", "P@0.6", "P@0.7", "P@0.8", "P@0.9", "Acc", "gIoU", "cIoU", "N-acc", "T-acc",
-           "words-max", "words-min", "words-mean")
-#: metrics that are dataset statistics (expression length in words), not percentages
-WORD_METRICS = ("words-max", "words-min", "words-mean")
-COLUMNS = ("paper", "table", "row", "section", "method_key", "method", "extra_data", "venue", "backbone",
-           "text_encoder", "setting", "dataset", "split", "subset", "metric", "metric_heading", "value", "note")
-#: the fields that describe a table row (shared by every number of that row)
-ROW_FIELDS = ("section", "method_key", "method", "extra_data", "venue", "backbone", "text_encoder", "setting")
-EXTRA_DATA_MARKS = ("", "†", "‡")
+BUNDLE_SCHEMA = "refbench.paper"
 REPRODUCED_SCHEMA = "refbench.reproduced"
 
 
 @dataclass(frozen=True)
-class PublishedNumber:
-    """One number of a paper's results table.
-
-    ``value`` is the number as a float (percent, or words for ``words-*`` metrics);
-    ``text`` is the number exactly as printed (``"65.7"`` keeps its one decimal).
-    ``subset`` is ``None``, ``"seen"`` or ``"unseen"``.  See SCHEMA.md for every field.
-    """
+class PaperBundle:
+    """One paper's data: title, numbers (paper, table and row order) and table layouts."""
 
     paper: str
-    table: str
-    row: int
-    section: str
-    method_key: str
-    method: str
-    extra_data: str
-    venue: str
-    backbone: str
-    text_encoder: str
-    setting: str
-    dataset: str
-    split: str
-    subset: str | None
-    metric: str
-    metric_heading: str
-    value: float
-    text: str
-    note: str
-
-    @property
-    def split_name(self) -> str:
-        """``dataset/split[:subset]`` in refbench's split grammar, e.g. ``refcocog-umd/val:seen``."""
-        return f"{self.dataset}/{self.split}" + (f":{self.subset}" if self.subset else "")
-
-    def settings(self) -> dict[str, str]:
-        """The ``setting`` column parsed: ``"Bi-D=✓; MS="`` -> ``{"Bi-D": "✓", "MS": ""}``."""
-        return parse_setting(self.setting)
+    title: str
+    source: str                       # "paper" (a publication) or "reference" (refbench's own runs)
+    numbers: tuple[PublishedNumber, ...]
+    layouts: tuple[Layout, ...]
 
 
-def parse_setting(setting: str) -> dict[str, str]:
-    """``key=value; key=value`` -> dict (values may be empty: a blank cell in the paper)."""
-    out: dict[str, str] = {}
-    for part in setting.split(";"):
-        part = part.strip()
-        if not part:
-            continue
-        key, sep, value = part.partition("=")
-        if not sep:
-            raise RefbenchError(f"setting {setting!r}: part {part!r} is not key=value")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def _package_file(*parts: str):
+def _files(*parts: str):
     return resources.files(__name__).joinpath(*parts)
 
 
-def _parse_row(raw: dict, where: str, paper: str) -> PublishedNumber:
-    def bad(field: str, msg: str) -> RefbenchError:
-        return RefbenchError(f"{where}: field {field!r} {msg}")
-
-    if raw.get("paper") != paper:
-        raise bad("paper", f"is {raw.get('paper')!r}; every row of {paper}.csv must say {paper!r}")
-    if not raw.get("table"):
-        raise bad("table", "is empty; give the table number as printed (e.g. 1, 3a)")
+def _read(rel: str) -> str:
     try:
-        row = int(raw["row"])
-        if row < 1:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise bad("row", f"is {raw.get('row')!r}; use the 1-based row position in the paper's table") from None
-    if raw["dataset"] not in DATASETS:
-        raise bad("dataset", f"{raw['dataset']!r} is not one of {', '.join(DATASETS)}")
-    if raw["split"] not in SPLITS:
-        raise bad("split", f"{raw['split']!r} is not one of {', '.join(SPLITS)}")
-    if raw["subset"] not in SUBSETS:
-        raise bad("subset", f"{raw['subset']!r} must be empty, 'seen' or 'unseen'")
-    if raw["metric"] not in METRICS:
-        raise bad("metric", f"{raw['metric']!r} is not one of {', '.join(METRICS)} (map the paper's heading to these)")
-    if raw["extra_data"] not in EXTRA_DATA_MARKS:
-        raise bad("extra_data", f"{raw['extra_data']!r} must be empty, '†' or '‡' (the mark as printed)")
-    text = raw["value"].strip()
-    try:
-        value = float(text)
-    except ValueError:
-        raise bad("value", f"{text!r} is not a number; leave numbers the paper does not print "
-                           "out of the file") from None
-    if raw["metric"] not in WORD_METRICS and not 0.0 <= value <= 100.0:
-        raise bad("value", f"{text} is not a percentage in [0, 100]")
-    parse_setting(raw["setting"])
-    return PublishedNumber(
-        paper=paper, table=raw["table"], row=row, section=raw["section"], method_key=raw["method_key"],
-        method=raw["method"], extra_data=raw["extra_data"], venue=raw["venue"], backbone=raw["backbone"],
-        text_encoder=raw["text_encoder"], setting=raw["setting"], dataset=raw["dataset"], split=raw["split"],
-        subset=raw["subset"] or None, metric=raw["metric"], metric_heading=raw["metric_heading"], value=value,
-        text=text, note=raw["note"])
-
-
-def parse_csv(text: str, paper: str, source: str) -> list[PublishedNumber]:
-    """Validate and parse one paper's CSV text (``source`` names it in errors)."""
-    reader = csv.DictReader(io.StringIO(text))
-    if tuple(reader.fieldnames or ()) != COLUMNS:
-        raise RefbenchError(f"{source}: header must be exactly {','.join(COLUMNS)}")
-    out: list[PublishedNumber] = []
-    seen: dict[tuple, int] = {}
-    row_info: dict[tuple, tuple] = {}
-    for line, raw in enumerate(reader, start=2):
-        if None in raw or any(v is None for v in raw.values()):
-            raise RefbenchError(f"{source}:{line}: wrong number of fields (expected {len(COLUMNS)})")
-        num = _parse_row(raw, f"{source}:{line}", paper)
-        key = (num.table, num.row, num.dataset, num.split, num.subset, num.metric)
-        if key in seen:
-            raise RefbenchError(f"{source}:{line}: duplicate of line {seen[key]} (same table, row, split and metric)")
-        seen[key] = line
-        info = tuple(getattr(num, f) for f in ROW_FIELDS)
-        first = row_info.setdefault((num.table, num.row), info)
-        if first != info:
-            diff = next(f for f, a, b in zip(ROW_FIELDS, first, info) if a != b)
-            raise RefbenchError(f"{source}:{line}: field {diff!r} differs from earlier numbers of table "
-                                f"{num.table} row {num.row}; a row's descriptive fields must agree")
-        out.append(num)
-    return out
+        return _files(*rel.split("/")).read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        raise LeaderboardError(f"leaderboards/{rel} is missing from the installed package; reinstall refbench") \
+            from None
 
 
 @lru_cache(maxsize=None)
-def _load_paper(paper: str) -> tuple[PublishedNumber, ...]:
-    name = f"published/{paper}.csv"
-    try:
-        text = _package_file("published", f"{paper}.csv").read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RefbenchError(f"leaderboards/{name} is missing from the installed package; reinstall refbench") from None
-    nums = parse_csv(text, paper, f"leaderboards/{name}")
-    return tuple(sorted(nums, key=lambda n: (_table_sort_key(n.table), n.row)))
+def _bundle_names() -> tuple[str, ...]:
+    root = _files("papers")
+    return tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and p.joinpath("tables.json").is_file()))
 
 
 def _table_sort_key(table: str) -> tuple[int, str]:
@@ -194,30 +66,88 @@ def _table_sort_key(table: str) -> tuple[int, str]:
     return (int(digits) if digits else 0, table)
 
 
-def check_paper(paper: str) -> str:
-    """``paper`` if known (one of SOURCES), else a RefbenchError listing them."""
-    if paper not in SOURCES:
-        raise suggest(paper, SOURCES, "paper")
-    return paper
+@lru_cache(maxsize=None)
+def bundle(paper: str) -> PaperBundle:
+    """The bundle of ``paper`` (read and validated once)."""
+    if paper not in _bundle_names():
+        raise unknown(paper, _bundle_names(), "paper")
+    source = f"leaderboards/papers/{paper}/tables.json"
+    try:
+        doc = json.loads(_read(f"papers/{paper}/tables.json"))
+    except json.JSONDecodeError as e:
+        raise LeaderboardError(f"{source}: not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != BUNDLE_SCHEMA or doc.get("schema_version") != 1:
+        raise LeaderboardError(f"{source}: expected schema {BUNDLE_SCHEMA!r} version 1")
+    if doc.get("paper") != paper or doc.get("source") not in ("paper", "reference"):
+        raise LeaderboardError(f"{source}: 'paper' must be {paper!r} and 'source' 'paper' or 'reference'")
+    layouts = tuple(layout_from_json(paper, t, source) for t in doc.get("tables", []))
+    nums = parse_csv(_read(f"papers/{paper}/numbers.csv"), paper, f"leaderboards/papers/{paper}/numbers.csv")
+    nums = sorted(nums, key=lambda n: (_table_sort_key(n.table), n.row))
+    have = {lay.table for lay in layouts}
+    stray = sorted({n.table for n in nums} - have)
+    if stray:
+        raise LeaderboardError(f"{source}: numbers.csv has table {stray[0]!r} but tables.json no layout for it")
+    return PaperBundle(paper, str(doc.get("title", paper)), doc["source"], tuple(nums),
+                       tuple(sorted(layouts, key=lambda lay: _table_sort_key(lay.table))))
 
 
-def published(paper: str | None = None, table: str | None = None) -> list[PublishedNumber]:
-    """Published numbers, in paper, table and row order; filtered by paper and table."""
-    papers = [check_paper(paper)] if paper is not None else list(SOURCES)
-    out = [n for p in papers for n in _load_paper(p)]
-    if table is not None:
-        if paper is None:
-            raise RefbenchError("published(): a table filter needs a paper")
-        if table not in tables(paper):
-            raise RefbenchError(f"paper {paper!r} has no table {table!r}. Valid: {', '.join(tables(paper))}")
-        out = [n for n in out if n.table == table]
+def papers(source: str | None = None) -> dict[str, str]:
+    """``{paper: title}`` of every bundle (``source="paper"``: publications only; ``"reference"``: refbench's)."""
+    out = {}
+    for name in _bundle_names():
+        b = bundle(name)
+        if source is None or b.source == source:
+            out[name] = b.title
     return out
+
+
+def check_paper(paper: str) -> str:
+    """``paper`` if a bundle has that name, else a LeaderboardError listing them."""
+    if paper not in _bundle_names():
+        raise unknown(paper, _bundle_names(), "paper")
+    return paper
 
 
 def tables(paper: str) -> list[str]:
     """The table ids of a paper in paper order (``'3a'`` … for sub-tables)."""
-    ids = dict.fromkeys(n.table for n in _load_paper(check_paper(paper)))
-    return sorted(ids, key=_table_sort_key)
+    return [lay.table for lay in bundle(check_paper(paper)).layouts]
+
+
+def numbers(paper: str | None = None, table: str | None = None) -> list[PublishedNumber]:
+    """Published numbers in paper, table and row order; filtered by paper and table."""
+    if table is not None and paper is None:
+        raise LeaderboardError("numbers(): a table filter needs a paper")
+    names = [check_paper(paper)] if paper is not None else list(_bundle_names())
+    out = [n for p in names for n in bundle(p).numbers]
+    if table is not None:
+        if table not in tables(paper):
+            raise LeaderboardError(f"paper {paper!r} has no table {table!r}. Valid: {', '.join(tables(paper))}")
+        out = [n for n in out if n.table == table]
+    return out
+
+
+def published(paper: str | None = None, table: str | None = None):
+    """The published numbers as a pandas DataFrame (one row per number, the columns of numbers.csv with
+    ``value`` a float, ``text`` the number as printed and ``split_name`` in refbench's split grammar)."""
+    import pandas as pd
+
+    rows = [{**{f.name: getattr(n, f.name) for f in fields(PublishedNumber)}, "split_name": n.split_name}
+            for n in numbers(paper, table)]
+    return pd.DataFrame(rows, columns=[f.name for f in fields(PublishedNumber)] + ["split_name"])
+
+
+def layout(paper: str, table: str) -> Layout:
+    """The layout of ``paper`` table ``table``."""
+    for lay in bundle(check_paper(paper)).layouts:
+        if lay.table == table:
+            return lay
+    raise unknown(table, tables(paper), f"table of paper {paper!r}")
+
+
+def layouts(paper: str | None = None) -> list[Layout]:
+    """Every layout (of one paper, or of all bundles)."""
+    names = [check_paper(paper)] if paper is not None else list(_bundle_names())
+    return [lay for p in names for lay in bundle(p).layouts]
 
 
 @dataclass(frozen=True)
@@ -229,81 +159,37 @@ class ReproducedRun:
 
     def path(self) -> Path:
         """Filesystem path of the results file (inside the installed package)."""
-        return Path(str(_package_file("reproduced", self.results)))
+        return Path(str(_files("reproduced", *self.results.split("/"))))
+
+
+def reproduced_index() -> dict:
+    """The parsed ``reproduced/index.json`` (schema ``refbench.reproduced`` v1)."""
+    source = "leaderboards/reproduced/index.json"
+    try:
+        doc = json.loads(_read("reproduced/index.json"))
+    except json.JSONDecodeError as e:
+        raise LeaderboardError(f"{source}: not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != REPRODUCED_SCHEMA or doc.get("schema_version") != 1:
+        raise LeaderboardError(f"{source}: expected schema {REPRODUCED_SCHEMA!r} version 1")
+    return doc
 
 
 def reproduced_runs() -> list[ReproducedRun]:
-    """Runs listed in ``reproduced/index.json`` (schema ``refbench.reproduced`` v1)."""
+    """Runs listed in ``reproduced/index.json``."""
     source = "leaderboards/reproduced/index.json"
-    try:
-        doc = json.loads(_package_file("reproduced", "index.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RefbenchError(f"{source} is missing from the installed package; reinstall refbench") from None
-    except json.JSONDecodeError as e:
-        raise RefbenchError(f"{source}: not valid JSON ({e})") from None
-    if doc.get("schema") != REPRODUCED_SCHEMA or doc.get("schema_version") != 1:
-        raise RefbenchError(f"{source}: expected schema {REPRODUCED_SCHEMA!r} version 1")
-    runs = doc.get("runs")
+    runs = reproduced_index().get("runs")
     if not isinstance(runs, list):
-        raise RefbenchError(f"{source}: 'runs' must be a list")
+        raise LeaderboardError(f"{source}: 'runs' must be a list")
     out = []
     names = {f.name for f in fields(ReproducedRun)}
     for i, entry in enumerate(runs):
         if not isinstance(entry, dict) or not isinstance(entry.get("results"), str) or set(entry) - names:
-            raise RefbenchError(f"{source}: runs[{i}] must be {{\"results\": <path>, \"description\": <text>}}")
+            raise LeaderboardError(f"{source}: runs[{i}] must be {{\"results\": <path>, \"description\": <text>}}")
         out.append(ReproducedRun(entry["results"], str(entry.get("description", ""))))
     return out
 
 
-__all__ = ["PAPERS", "REFERENCE", "SOURCES", "CheckpointEntry", "checkpoint_manifest", "checkpoints_for", "DATASETS", "SPLITS", "METRICS", "WORD_METRICS", "COLUMNS", "PublishedNumber", "ReproducedRun",
-           "published", "tables", "reproduced_runs", "parse_csv", "parse_setting", "check_paper"]
-
-
-# ---- checkpoint manifest ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CheckpointEntry:
-    """Which checkpoint file serves (model, variant) on a dataset, and where it comes from.
-
-    ``file`` may contain ``{dataset}`` (refbench-trained weights, one file per dataset);
-    ``source`` says where to get it (or the ``refbench train`` command that produces it).
-    """
-
-    model: str
-    variant: str
-    dataset: str
-    file: str
-    source: str
-    note: str
-
-    @property
-    def official(self) -> bool:
-        return "official" in self.note
-
-
-@lru_cache(maxsize=None)
-def checkpoint_manifest() -> tuple[CheckpointEntry, ...]:
-    """Every (model, variant, dataset) -> checkpoint file entry of ``checkpoints.csv``."""
-    name = "leaderboards/checkpoints.csv"
-    try:
-        text = _package_file("checkpoints.csv").read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RefbenchError(f"{name} is missing from the installed package; reinstall refbench") from None
-    reader = csv.DictReader(io.StringIO(text))
-    want = ("model", "variant", "datasets", "file", "source", "note")
-    if tuple(reader.fieldnames or ()) != want:
-        raise RefbenchError(f"{name}: header must be exactly {','.join(want)}")
-    out = []
-    for line, raw in enumerate(reader, start=2):
-        if None in raw or any(v is None for v in raw.values()) or not raw["file"] or not raw["datasets"]:
-            raise RefbenchError(f"{name}:{line}: expected {len(want)} non-empty fields")
-        for ds in raw["datasets"].split(";"):
-            ds = ds.strip()
-            out.append(CheckpointEntry(raw["model"], raw["variant"], ds, raw["file"].replace("{dataset}", ds),
-                                       raw["source"].replace("{dataset}", ds), raw["note"]))
-    return tuple(out)
-
-
-def checkpoints_for(model: str, variant: str, dataset: str) -> list[CheckpointEntry]:
-    """Manifest entries that serve ``model``/``variant`` on ``dataset`` (official first)."""
-    hits = [e for e in checkpoint_manifest() if (e.model, e.variant, e.dataset) == (model, variant, dataset)]
-    return sorted(hits, key=lambda e: not e.official)
+__all__ = ["LeaderboardError", "PaperBundle", "PublishedNumber", "Layout", "Column", "ReproductionRules",
+           "ReproducedRun", "COLUMNS", "DATASETS", "SPLITS", "METRICS", "WORD_METRICS", "bundle", "papers",
+           "check_paper", "tables", "numbers", "published", "layout", "layouts", "reproduced_runs",
+           "reproduced_index", "parse_csv", "parse_setting"]

@@ -14,17 +14,15 @@ weights (``baselines/<model>/weights``).  The demo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-import torch
 from PIL import Image
 
 from refbench.core.errors import RefbenchError
+from refbench.core.progress import SILENT, Reporter
 
 
-def run_demo(out: Path, data_root: str | None = None, echo: Callable[[str], None] = print,
-             bootstrap: int = 200) -> dict:
+def run_demo(out: Path, data_root: str | None = None, reporter: Reporter = SILENT, bootstrap: int = 200) -> dict:
     """Run the demo into ``out``; returns the reproduce document."""
     from refbench.reproduce import reproduce
 
@@ -33,17 +31,17 @@ def run_demo(out: Path, data_root: str | None = None, echo: Callable[[str], None
         raise RefbenchError(f"--data-root {data_root}: no such directory; leave it out to build the synthetic "
                             "benchmark into the cache")
     doc = reproduce("refbench:synth", out, rows=("all",), data_root=data_root, device="cpu", bootstrap=bootstrap,
-                    echo=echo)
+                    reporter=reporter, data_root_explicit=data_root is not None)
     failed = [c for c in doc["cells"] if c["status"] != "done"]
     if failed:
         raise RefbenchError(f"demo: {len(failed)} cell(s) did not run, e.g. {failed[0]['row']} on "
                             f"{failed[0]['split']}: {failed[0]['hint']}")
-    echo("\n" + Path(doc["tables"]["markdown"]).read_text())
+    reporter.message("\n" + Path(doc["tables"]["markdown"]).read_text())
     figures = [compare_figure(doc, out / "reference_vs_reproduced.png")]
     best = max((c for c in doc["cells"] if c["split"] == "synth/testB"), key=lambda c: c["metrics"]["mIoU"])
     figures.append(overlay_figure(best["model"], best["checkpoint"], "synth/testB", data_root,
                                   out / f"overlays_{best['model']}_testB.png"))
-    echo("figures: " + ", ".join(str(f) for f in figures))
+    reporter.message("figures: " + ", ".join(str(f) for f in figures))
     doc["figures"] = [str(f) for f in figures]
     return doc
 
@@ -52,17 +50,17 @@ def compare_figure(doc: dict, path: Path) -> Path:
     """Reference vs reproduced mIoU (with 95 % CI) per shipped model and split."""
     import leaderboards
 
-    from refbench.core.results import load_results
+    from refbench.core.results import read_results
     from refbench.tables.plots import BarPoint, plot_published_vs_reproduced
 
-    published = {(n.method_key, n.split): n.value for n in leaderboards.published("refbench", "synth")
+    published = {(n.method_key, n.split): n.value for n in leaderboards.numbers("refbench", "synth")
                  if n.metric == "mIoU"}
     points = []
     for c in doc["cells"]:
-        res = load_results(c["results"])
+        res = read_results(c["results"])
         split = c["split"].split("/", 1)[1]
-        points.append(BarPoint(f"{c['model']}\n{split}", published.get((c["row"], split)), res["metrics"]["mIoU"],
-                               tuple(res.get("ci", {}).get("mIoU", (None, None))), "refbench:synth"))
+        points.append(BarPoint(f"{c['model']}\n{split}", published.get((c["row"], split)), res.metrics["mIoU"],
+                               res.ci.get("mIoU", (None, None)), "refbench:synth"))
     return plot_published_vs_reproduced(points, "mIoU", path, "tiny models on the synthetic benchmark",
                                         published_label="refbench reference (leaderboards/published/refbench.csv)")
 
@@ -70,24 +68,25 @@ def compare_figure(doc: dict, path: Path) -> Path:
 def overlay_figure(model_name: str, checkpoint: str, split_name: str, data_root: str | None, path: Path,
                    n: int = 6) -> Path:
     """Image | GT | prediction rows for the first ``n`` sentences of ``split_name``."""
-    from refbench.data import RISDataset, collate, open_split
-    from refbench.core.tokenize import get_tokenizer
-    from refbench.eval.postprocess import masks_on_canvas
+    import torch
+
     from refbench.core.models import build_model
     from refbench.core.protocols import get_protocol
+    from refbench.core.tokenize import get_tokenizer
+    from refbench.data import RISDataset, collate
+    from refbench.eval.predict import predict_batch
+    from refbench.eval.splits import open_eval_split
     from refbench.tables.plots import OverlaySample, plot_overlays
 
     model = build_model(model_name, "tiny")
     model.load_checkpoint(checkpoint)
-    model.eval()
     protocol = get_protocol("lavt").resolve(model.binarize_rule)
-    split = open_split(split_name, data_root)
+    split = open_eval_split(split_name, data_root, explicit=data_root is not None)
     ds = RISDataset(split, protocol, tokenizer=get_tokenizer(model.text_encoder_kind, model.token_length),
                     input_size=model.input_size)
     idx = list(range(0, len(ds), max(1, len(ds) // n)))[:n]
     batch = collate([ds[i] for i in idx])
-    with torch.no_grad():
-        pred = masks_on_canvas(model(batch["image"], batch["input_ids"], batch["attention_mask"]), protocol)
+    pred = predict_batch(model.eval(), batch, protocol, torch.device("cpu"))
     samples = []
     for k, i in enumerate(idx):
         s = ds.samples[i]

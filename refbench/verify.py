@@ -30,34 +30,46 @@ class Check:
 
 def verify_run(path: str | Path, tolerance: float = DEFAULT_TOLERANCE,
                metrics: tuple[str, ...] = ()) -> tuple[list[Check], list[str]]:
-    """Checks for every metric of the run (or only ``metrics``) that has a published counterpart."""
-    from refbench.core.results import load_results
-    from refbench.tables.compare import load_run, lookup, main_numbers, protocol_notes
+    """Checks for every metric of the run (or only ``metrics``) that has a published counterpart.
 
-    doc = load_results(path)
-    if doc.get("kind") != "eval":
-        raise RefbenchError(f"{path}: only `refbench eval` results can be verified (this is a {doc.get('kind')!r} file)")
-    expected = doc.get("expected_sentences")
-    if doc.get("limit") is not None or (expected is not None and doc.get("n_samples") != expected):
-        raise RefbenchError(f"{path}: the run scored {doc.get('n_samples')} of {expected} sentences (--limit or "
-                            "skipped images); only a complete split can be compared with a published number")
-    run = load_run(path)
+    Refused (RefbenchError) for a partial run, for a run of another kind than ``eval``, and for a run
+    scored under another protocol than the one the paper used: a number is only ever called
+    reproduced against a number made the same way.
+    """
+    from refbench.core.results import read_results
+    from refbench.tables.match import lookup, main_numbers, protocol_mismatch, source
+
+    doc = read_results(path)
+    if doc.kind != "eval":
+        raise RefbenchError(f"{path}: only `refbench eval` results can be verified (this is a {doc.kind!r} file)")
+    if doc.partial:
+        raise RefbenchError(f"{path}: the run is {doc.identity.partial_text()} sentences (--limit or skipped images); "
+                            "only a complete split can be compared with a published number")
+    unknown = [m for m in metrics if m not in doc.metrics]
+    if unknown:
+        raise RefbenchError(f"--metric {unknown[0]!r}: the run reports no such metric (it has "
+                            f"{', '.join(doc.metrics)})")
     numbers = main_numbers()
-    checks, used = [], []
-    for metric, value in run.metrics.items():
+    checks, notes = [], []
+    for metric, value in doc.metrics.items():
         if metrics and metric not in metrics:
             continue
-        pub = lookup(run, metric, numbers)
+        pub = lookup(doc, metric, numbers)
         if pub is None:
             continue
-        used.append((run, pub))
+        why = protocol_mismatch(doc, pub)
+        if why is not None:
+            raise RefbenchError(f"{path}: {why}; re-run the evaluation with --protocol "
+                                f"{why.rsplit('reports protocol ', 1)[1].split(' ')[0]} to verify it")
         delta = None if value is None else value - pub.value
-        checks.append(Check(metric, pub.value, f"{pub.paper}:{pub.table}", value, delta, run.ci.get(metric),
+        checks.append(Check(metric, pub.value, source(pub), value, delta, doc.ci.get(metric),
                             delta is not None and abs(delta) <= tolerance + 1e-9))
     if not checks:
-        raise RefbenchError(f"{path}: no published number for model {run.model!r} (variant {run.variant!r}) on "
-                            f"{run.split_name}; see `refbench table --list` for what the papers report")
-    return checks, protocol_notes([run], used)
+        ident = doc.identity
+        raise RefbenchError(f"{path}: no published number for model {ident.model!r} (variant {ident.variant!r}) on "
+                            f"{ident.split_name}; see `refbench table --list` for what the papers report")
+    notes.append(f"protocol {doc.protocol.name} [{doc.protocol_hash}], the protocol of the published numbers")
+    return checks, notes
 
 
 def format_checks(checks: list[Check], tolerance: float) -> str:

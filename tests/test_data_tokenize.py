@@ -100,4 +100,4 @@ def test_registry_is_extensible():
     try:
         assert get_tokenizer("chars-test", 4).encode("ab") == ([97, 98, 0, 0], [1, 1, 0, 0])
     finally:
-        TOKENIZERS.pop("chars-test")
+        TOKENIZERS.unregister("chars-test")

@@ -3,21 +3,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from parity_fixtures import make_weights_module, parity_root
 import torch
 import torch.nn.functional as F
 
 from refbench.core.errors import RefbenchError
 
 ROOT = Path(__file__).resolve().parent
-PARITY_DIRS = [ROOT / "fixtures" / "parity", Path("/work/shared/parity")]
 
-# /work/shared/parity/README.md, LAVT/DMMI column
+# tests/fixtures/parity/README.md, LAVT/DMMI column
 TOL_LOGITS = 5e-3
 TOL_PROBE_VAL_S = 0.1
 TOL_PROBE_MEAN_S = 1e-4
@@ -29,18 +28,11 @@ TOL_MASK_MARGIN = 5e-3
 
 
 def _parity_dir() -> Path:
-    for d in PARITY_DIRS:
-        if (d / "dmmi" / "spec.json").is_file() and (d / "dmmi" / "case_a.npz").is_file() and (
-                d / "make_weights.py").is_file():
-            return d
-    pytest.skip("DMMI parity fixtures not found (tests/fixtures/parity/dmmi or /work/shared/parity/dmmi)")
+    return parity_root("dmmi")
 
 
 def _make_weights(root: Path):
-    spec = importlib.util.spec_from_file_location("parity_make_weights", root / "make_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return make_weights_module(root)
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +72,9 @@ def test_registry_entry():
     assert "dmmi" in registry()
     info = get_model_info("dmmi")
     assert info.variants == ("paper", "resnet101", "tiny")
-    assert info.protocol == "lavt" and info.binarize == "argmax"
-    assert len(info.checkpoints) == 3 and any("refzom" in v for v in info.checkpoints.values())
+    assert info.protocol == "dmmi" and info.binarize == "argmax"  # DMMI's test.py: lavt with the union GT
+    official = [c for c in info.checkpoints if c.kind == "official"]
+    assert len(official) == 3 and [c.file for c in info.checkpoints_for("paper", "ref-zom")] == ["dmmi_swin_refzom.pth"]
     with pytest.raises(RefbenchError, match="variant"):
         info.build("swin_b")
 

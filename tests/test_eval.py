@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from refbench.core.results import load_results, read_records_jsonl
+from refbench.core.results import read_records_jsonl, read_results
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
@@ -27,17 +27,27 @@ def run_subprocess(args, **kw):
 def test_eval_end_to_end_writes_results_and_records(synth_tiny, lavt_tiny_checkpoint, tmp_path, run_cli):
     code, out, err = run_cli(*eval_args(synth_tiny, lavt_tiny_checkpoint, tmp_path / "run"))
     assert code == 0, err
-    doc = load_results(tmp_path / "run" / "results.json")
-    assert doc["kind"] == "eval" and doc["model"] == "lavt" and doc["variant"] == "tiny"
-    assert doc["split_name"] == "synth/val" and doc["dataset"] == "synth" and doc["split"] == "val"
-    assert doc["counts"]["total"] == 24 == doc["n_samples"]
-    assert len(doc["checkpoint_sha256"]) == 64 and set(doc["annotation_sha256"]) >= {"refs", "instances"}
-    assert doc["protocol"]["name"] == "lavt" and doc["protocol"]["binarize"] == "argmax"
-    assert set(doc["ci"]) == set(doc["metrics"]) and doc["samples_per_s"] > 0
-    assert doc["environment"]["torch"] and "cpu" in doc["device"]
+    doc = read_results(tmp_path / "run" / "results.json")
+    ident = doc.identity
+    assert doc.kind == "eval" and ident.model == "lavt" and ident.variant == "tiny"
+    assert ident.split_name == "synth/val" and ident.dataset == "synth" and ident.split == "val"
+    assert doc.counts["total"] == 24 == ident.n_samples and ident.limit == 24 and ident.split_samples > 24
+    assert doc.partial and f"partial: 24 of {ident.split_samples}" in " ".join(doc.notes)
+    assert len(ident.checkpoint_sha256) == 64 and set(ident.annotation_sha256) >= {"refs", "instances"}
+    assert ident.data_root == str(synth_tiny.resolve()) and ident.batch_size == 4 and ident.precision == "fp32"
+    assert doc.protocol.name == "lavt" and doc.protocol.binarize == "argmax" and ident.protocol_hash == doc.protocol_hash
+    assert set(doc.ci) == set(doc.metrics) and doc.provenance["samples_per_s"] > 0
+    assert doc.environment["torch"] and "cpu" in doc.provenance["device"]
+    assert oct((tmp_path / "run" / "results.json").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
     rec, dropped = read_records_jsonl(tmp_path / "run" / "records.jsonl")
     assert len(rec) == 24 and dropped == 0
     assert "oIoU" in out and "protocol lavt" in out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_models_command_lists_registry(run_cli):
@@ -79,11 +89,11 @@ def test_sigkill_and_resume_gives_identical_results(synth_tiny, lavt_tiny_checkp
         f.write('{"id": "999", "I": 3, "U"')
     resumed = run_subprocess(eval_args(synth_tiny, lavt_tiny_checkpoint, killed, "--resume", limit=40, batch=2))
     assert resumed.returncode == 0, resumed.stderr
-    doc = load_results(killed / "results.json")
-    assert any("corrupt last line" in n for n in doc["notes"])
-    assert any("already scored were kept" in n for n in doc["notes"])
+    doc = read_results(killed / "results.json")
+    assert any("corrupt last line" in n for n in doc.notes)
+    assert any("already scored were kept" in n for n in doc.notes)
     assert _records(killed) == _records(tmp_path / "ref")
-    assert doc["metrics"] == load_results(tmp_path / "ref" / "results.json")["metrics"]
+    assert doc.metrics == read_results(tmp_path / "ref" / "results.json").metrics
 
 
 def test_resume_with_other_settings_is_refused(synth_tiny, lavt_tiny_checkpoint, tmp_path, run_cli):
@@ -109,8 +119,8 @@ def test_torchrun_two_processes_equals_one(synth_tiny, lavt_tiny_checkpoint, tmp
     m2, ids2 = _metrics(tmp_path / "two")
     assert ids1 == ids2 and len(ids2) == 21
     assert m1 == m2
-    doc = load_results(tmp_path / "two" / "results.json")
-    assert doc["world_size"] == 2 and doc["n_samples"] == 21
+    doc = read_results(tmp_path / "two" / "results.json")
+    assert doc.identity.world_size == 2 and doc.identity.n_samples == 21
     assert not list((tmp_path / "two").glob("records.rank*"))
 
 
@@ -140,7 +150,7 @@ def test_eval_bad_input_one_line(case, needle, synth_tiny, lavt_tiny_checkpoint,
         torch.save({"model": {"foo.weight": torch.zeros(2)}}, tmp_path / "other.pth")
         args[10] = tmp_path / "other.pth"
     elif case == "nockpt":  # a variant without shipped weights
-        monkeypatch.setattr("refbench.eval.runner.shipped_checkpoint", lambda model, variant: None)
+        monkeypatch.setattr("refbench.core.models.ModelInfo.shipped_checkpoint", lambda self, variant: None)
         i = args.index("--checkpoint")
         del args[i:i + 2]
     code, out, err = run_cli(*args)

@@ -1,13 +1,13 @@
 """LAVT: official-checkpoint parity (case A), and the tiny variant's interface, loss and loading."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from parity_fixtures import make_weights_module, parity_root
 import torch
 import torch.nn.functional as F
 
@@ -16,21 +16,14 @@ from refbench.core.errors import RefbenchError
 from refbench.core.binarize import binarize
 from refbench.core.models import RISModel, build_model
 
-PARITY_DIRS = [Path(__file__).parent / "fixtures" / "parity", Path("/work/shared/parity")]
 
 
-def _parity_root() -> Path | None:
-    for root in PARITY_DIRS:
-        if (root / "make_weights.py").is_file() and (root / "lavt" / "case_a.npz").is_file():
-            return root
-    return None
+def _parity_root() -> Path:
+    return parity_root("lavt")
 
 
 def _import_make_weights(root: Path):
-    spec = importlib.util.spec_from_file_location("parity_make_weights", root / "make_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return make_weights_module(root)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -38,8 +31,6 @@ def _import_make_weights(root: Path):
 # ---------------------------------------------------------------------------------------------
 def test_parity_case_a():
     root = _parity_root()
-    if root is None:
-        pytest.skip("parity fixtures not found (tests/fixtures/parity or /work/shared/parity)")
     mw = _import_make_weights(root)
     spec = json.loads((root / "lavt" / "spec.json").read_text())
     case = np.load(root / "lavt" / "case_a.npz")

@@ -4,9 +4,9 @@ Every number of every data file must appear in the text of its table; for the ta
 rows survive the PDF extraction intact, each row's numbers must be exactly the numeric tokens
 of its line, in column order (which also catches a number in the wrong column), and the
 paper's visible bold/underline marks and printed differences must agree with the regenerated
-table.  The table blocks come from ../shared/papers when present, else from the verbatim
-excerpt tests/fixtures/paper_tables.txt (regenerate it with
-``python tests/test_leaderboards.py --write-fixture`` after changing the anchors below).
+table.  The table blocks come from the verbatim excerpt tests/fixtures/paper_tables.txt, cut
+from the paper texts with the anchors below (regenerate it with
+``python tests/test_leaderboards.py --write-fixture PAPERS_DIR`` after changing them).
 """
 from __future__ import annotations
 
@@ -18,10 +18,8 @@ from pathlib import Path
 import pytest
 
 import leaderboards
-from leaderboards import COLUMNS, PublishedNumber, parse_csv
-from refbench.core.errors import RefbenchError
+from leaderboards import COLUMNS, LeaderboardError, PublishedNumber, parse_csv
 
-PAPERS_DIR = Path("/work/shared/papers")
 FIXTURE = Path(__file__).parent / "fixtures" / "paper_tables.txt"
 SOURCE = {"magnet": "magnet_cvpr2024.txt", "dmmi": "dmmi_iccv2023.txt", "meres": "meres.txt",
           "jmceln": "jmceln_emnlp2023.txt"}
@@ -91,14 +89,12 @@ def _fixture_blocks() -> dict[tuple[str, str], list[str]]:
     return {k: v[:-1] if v and v[-1] == "" else v for k, v in blocks.items()}
 
 
-def _shared_blocks() -> dict[tuple[str, str], list[str]] | None:
-    if not all((PAPERS_DIR / f).exists() for f in SOURCE.values()):
-        return None
-    texts = {p: (PAPERS_DIR / f).read_text(encoding="utf-8") for p, f in SOURCE.items()}
+def _paper_blocks(papers_dir: Path) -> dict[tuple[str, str], list[str]]:
+    texts = {p: (papers_dir / f).read_text(encoding="utf-8") for p, f in SOURCE.items()}
     return {key: extract_block(texts[key[0]], *anchors) for key, anchors in ANCHORS.items()}
 
 
-BLOCKS = _shared_blocks() or _fixture_blocks()
+BLOCKS = _fixture_blocks()
 
 
 def block_of(paper: str, table: str) -> list[str]:
@@ -140,21 +136,21 @@ def find_row_lines(paper: str, table: str, rows: dict[int, list[PublishedNumber]
 
 def rows_of(paper: str, table: str) -> dict[int, list[PublishedNumber]]:
     rows: dict[int, list[PublishedNumber]] = {}
-    for n in leaderboards.published(paper, table):
+    for n in leaderboards.numbers(paper, table):
         rows.setdefault(n.row, []).append(n)
     return rows
 
 
-ALL_TABLES = [(p, t) for p in leaderboards.PAPERS for t in leaderboards.tables(p)]
+ALL_TABLES = [(p, t) for p in leaderboards.papers("paper") for t in leaderboards.tables(p)]
 
 
 # ---- the data files ----------------------------------------------------------------------------------------------
 def test_every_table_of_the_issue_is_there():
-    assert {p: leaderboards.tables(p) for p in leaderboards.PAPERS} == EXPECTED_TABLES
+    assert {p: leaderboards.tables(p) for p in leaderboards.papers("paper")} == EXPECTED_TABLES
 
 
 def test_metric_of_every_number_is_explicit():
-    for n in leaderboards.published():
+    for n in leaderboards.numbers():
         assert n.metric in leaderboards.METRICS
         assert n.metric_heading, f"{n.paper}:{n.table} row {n.row}: no metric heading"
         if n.metric_heading.startswith("not printed"):
@@ -167,7 +163,7 @@ def test_every_number_is_in_the_paper_text(paper, table):
     # a row the extraction garbled (its note says so) is read from the rest of the table (e.g. LAVT = Baseline)
     whole = Counter(t for (p, b), lines in BLOCKS.items() if p == paper and b.rstrip("abcdef") == table.rstrip("abcdef")
                     for line in lines for t in value_tokens(line))
-    for n in leaderboards.published(paper, table):
+    for n in leaderboards.numbers(paper, table):
         found = tokens[n.text] > 0 or ("garbled" in n.note and whole[n.text] > 0)
         assert found, (f"{paper} table {table} row {n.row} {n.method!r} {n.split_name} {n.metric}: "
                        f"{n.text} is not in the paper's table text")
@@ -239,17 +235,14 @@ def test_printed_differences_are_regenerated(paper, block):
 
 
 def test_garbled_rows_say_so_in_a_note():
-    for n in leaderboards.published("magnet", "3d"):
+    for n in leaderboards.numbers("magnet", "3d"):
         if n.method in ("LAVT", "LAVT + MG", "CRIS") and n.dataset == "refcoco":
             assert "garbled" in n.note or "artefact" in n.note
 
 
-def test_fixture_matches_the_shared_paper_texts():
-    shared = _shared_blocks()
-    if shared is None:
-        pytest.skip("../shared/papers not present; the fixture excerpt is used as is")
-    assert _fixture_blocks() == shared, \
-        "tests/fixtures/paper_tables.txt is stale: run python tests/test_leaderboards.py --write-fixture"
+def test_fixture_has_every_anchored_block():
+    assert set(BLOCKS) == set(ANCHORS)
+    assert all(BLOCKS[key] for key in ANCHORS)
 
 
 # ---- loading and validation ----------------------------------------------------------------------------------
@@ -277,7 +270,7 @@ def test_parse_keeps_the_printed_text_and_the_value():
     (GOOD.replace("LAVT,,,", "LAVT,*,,"), "extra_data"),
 ])
 def test_bad_rows_name_line_and_field(row, field):
-    with pytest.raises(RefbenchError) as e:
+    with pytest.raises(LeaderboardError) as e:
         parse_csv(_csv(row), "magnet", "leaderboards/published/magnet.csv")
     msg = str(e.value)
     assert "magnet.csv:2" in msg and "\n" not in msg
@@ -286,24 +279,24 @@ def test_bad_rows_name_line_and_field(row, field):
 
 
 def test_duplicates_and_inconsistent_rows_are_refused():
-    with pytest.raises(RefbenchError, match="duplicate of line 2"):
+    with pytest.raises(LeaderboardError, match="duplicate of line 2"):
         parse_csv(_csv(GOOD, GOOD), "magnet", "m.csv")
     other_split = GOOD.replace("refcoco,val", "refcoco,testA").replace("Swin-B", "Swin-L")
-    with pytest.raises(RefbenchError, match="'backbone' differs"):
+    with pytest.raises(LeaderboardError, match="'backbone' differs"):
         parse_csv(_csv(GOOD, other_split), "magnet", "m.csv")
-    with pytest.raises(RefbenchError, match="header must be"):
+    with pytest.raises(LeaderboardError, match="header must be"):
         parse_csv("paper,table\nmagnet,1\n", "magnet", "m.csv")
 
 
 def test_unknown_paper_and_table():
-    with pytest.raises(RefbenchError, match="Did you mean 'magnet'"):
-        leaderboards.published("magent")
-    with pytest.raises(RefbenchError, match="has no table '9'"):
-        leaderboards.published("dmmi", "9")
+    with pytest.raises(LeaderboardError, match="Did you mean 'magnet'"):
+        leaderboards.numbers("magent")
+    with pytest.raises(LeaderboardError, match="has no table '9'"):
+        leaderboards.numbers("dmmi", "9")
 
 
 def test_setting_column_parses():
-    n = leaderboards.published("dmmi", "3")[0]
+    n = leaderboards.numbers("dmmi", "3")[0]
     assert n.settings() == {"Bi-D": "✓", "MS": "✓", "L_sim": "", "L_con": ""}
 
 
@@ -345,7 +338,7 @@ def test_data_is_loadable_from_an_installed_package(tmp_path):
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(site), str(src)], check=True)
-    code = ("import leaderboards, pathlib; n = leaderboards.published('meres', '2'); "
+    code = ("import leaderboards, pathlib; n = leaderboards.numbers('meres', '2'); d = leaderboards.published('meres', '2'); assert len(d) == 24; "
             f"assert leaderboards.__file__.startswith({str(site)!r}), leaderboards.__file__; "
             "runs = leaderboards.reproduced_runs(); "
             "assert len(n) == 24 and len(runs) == 15 and all(r.path().exists() for r in runs); "
@@ -359,10 +352,10 @@ def test_data_is_loadable_from_an_installed_package(tmp_path):
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
-def _write_fixture() -> None:
-    shared = _shared_blocks()
-    if shared is None:
-        sys.exit(f"{PAPERS_DIR} not found")
+def _write_fixture(papers_dir: Path) -> None:
+    if not all((papers_dir / f).exists() for f in SOURCE.values()):
+        sys.exit(f"{papers_dir} does not hold {', '.join(SOURCE.values())}")
+    shared = _paper_blocks(papers_dir)
     out = ["# Verbatim excerpts of the results tables of the four papers (text extracted from the PDFs),",
            "# used by tests/test_leaderboards.py when ../shared/papers is not available.",
            "# Regenerate: python tests/test_leaderboards.py --write-fixture"]
@@ -374,5 +367,5 @@ def _write_fixture() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--write-fixture"]:
-        _write_fixture()
+    if len(sys.argv) == 3 and sys.argv[1] == "--write-fixture":
+        _write_fixture(Path(sys.argv[2]))

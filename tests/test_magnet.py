@@ -3,12 +3,12 @@ training step, and the plain-PyTorch multi-scale deformable attention."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from parity_fixtures import make_weights_module, parity_root
 import torch
 import torch.nn.functional as F
 
@@ -17,22 +17,15 @@ from baselines.common.msdeform_attn import MSDeformAttn, ms_deform_attn_sample, 
 from refbench.core.errors import RefbenchError
 from refbench.core.models import RISModel, build_model, get_model_info
 
-PARITY_DIRS = [Path(__file__).parent / "fixtures" / "parity", Path("/work/shared/parity")]
 OFFICIAL = ("image_model", "language_model", "classifier", "lang_proj")
 
 
-def _parity_root() -> Path | None:
-    for root in PARITY_DIRS:
-        if (root / "make_weights.py").is_file() and (root / "magnet" / "case_a.npz").is_file():
-            return root
-    return None
+def _parity_root() -> Path:
+    return parity_root("magnet")
 
 
 def _import_make_weights(root: Path):
-    spec = importlib.util.spec_from_file_location("parity_make_weights", root / "make_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return make_weights_module(root)
 
 
 def _assert_probe(case, name: str, tensor: torch.Tensor, val_atol: float, mean_atol: float, std_rtol: float) -> None:
@@ -50,8 +43,6 @@ def _assert_probe(case, name: str, tensor: torch.Tensor, val_atol: float, mean_a
 @pytest.mark.slow  # ~90 s on a 2-core CPU: 297 M generated weights + a 2 x 480² forward
 def test_parity_case_a():
     root = _parity_root()
-    if root is None:
-        pytest.skip("parity fixtures not found (tests/fixtures/parity or /work/shared/parity)")
     mw = _import_make_weights(root)
     spec = json.loads((root / "magnet" / "spec.json").read_text())
     case = np.load(root / "magnet" / "case_a.npz")
@@ -133,7 +124,9 @@ def _batch(model, b=2, seed=0):
 def test_registry_entry():
     info = get_model_info("magnet")
     assert (info.variants, info.protocol, info.binarize) == (("paper", "all", "tiny"), "lavt", "sigmoid>0.5")
-    assert info.checkpoints["magnet_all.pth"] == "multi-dataset, 448" and len(info.checkpoints) == 5
+    official = {c.file: c for c in info.checkpoints if c.kind == "official"}
+    assert len(official) == 5 and official["magnet_all.pth"].variant == "all"
+    assert info.protocol_for("all") == "lavt-448" and len(official["magnet_all.pth"].datasets) == 4
     assert "lavt-448" in info.description
     from baselines.magnet.config import ALL, PAPER
 

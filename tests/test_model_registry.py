@@ -59,7 +59,9 @@ def test_builtin_lavt_is_registered_lazily():
     info = get_model_info("lavt")
     assert isinstance(info, ModelInfo)
     assert (info.variants, info.protocol, info.binarize) == (("paper", "tiny"), "lavt", "argmax")
-    assert "refcoco.pth" in info.checkpoints
+    assert "refcoco.pth" in [c.file for c in info.checkpoints]
+    assert info.shipped_checkpoint("tiny").name == "lavt_tiny_synth.pt" and info.shipped_checkpoint("paper") is None
+    assert info.cost("paper").gflops > 100 and "input_size" in info.config_fields("tiny")
 
 
 def test_build_lavt_tiny_through_registry():

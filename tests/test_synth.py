@@ -233,11 +233,15 @@ def test_open_split_builds_default_benchmark_into_cache_once(tmp_path, monkeypat
     monkeypatch.setenv("REFBENCH_CACHE", str(cache))
     empty = tmp_path / "data"
     empty.mkdir()
-    sd = open_split("synth/val", empty, synth_size="tiny")
+    from refbench.eval.splits import open_eval_split
+
+    with pytest.raises(RefbenchError, match="holds no 'synth' dataset"):   # an explicit data root is never replaced
+        open_eval_split("synth/val", empty, explicit=True, synth_size="tiny")
+    sd = open_eval_split("synth/val", empty, explicit=False, synth_size="tiny")
     root = cache / "synth-tiny-seed0"
     assert (root / "manifest.json").is_file() and len(sd) > 0
     stamp = (root / "manifest.json").stat().st_mtime_ns
-    assert len(open_split("synth-zom/val", None, synth_size="tiny")) > 0
+    assert len(open_eval_split("synth-zom/val", None, explicit=False, synth_size="tiny")) > 0
     assert (root / "manifest.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
     assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no temp dirs left behind
     stale = json.loads((root / "manifest.json").read_text())

@@ -18,7 +18,7 @@ from refbench.core.errors import RefbenchError
 from refbench.metrics import RISMetrics, bootstrap_ci
 from refbench.core.results import results_document, write_json_atomic, write_records_jsonl
 from refbench.tables import published_tables, render
-from refbench.tables.compare import load_run
+from refbench.tables.compare import load_runs
 from refbench.tables.conflicts import metric_conflicts, value_conflicts
 
 # Table 1 of each paper, rows as printed (method as printed, in the paper's order)
@@ -112,7 +112,7 @@ def test_csv_rendering_round_trips_the_values():
     rows = list(csv.reader(io.StringIO(render([t], "csv"))))
     assert rows[0] == ["Method", "Vision Encoder", "Language Encoder", "G-Ref val (U) seen", "G-Ref val (U) unseen",
                        "G-Ref test (U) seen", "G-Ref test (U) unseen", "G-Ref val (G) seen", "G-Ref val (G) unseen"]
-    values = {(n.row, n.dataset, n.split, n.subset): n.text for n in leaderboards.published("meres", "2")}
+    values = {(n.row, n.dataset, n.split, n.subset): n.text for n in leaderboards.numbers("meres", "2")}
     assert rows[4][3:] == [values[(4, ds, sp, sub)] for ds, sp in
                            [("refcocog-umd", "val"), ("refcocog-umd", "test"), ("refcocog-google", "val")]
                            for sub in ("seen", "unseen")]
@@ -257,7 +257,7 @@ def test_paired_test_skipped_without_records_or_same_samples(run_cli, tmp_path):
 
 
 def test_missing_ci_is_bootstrapped_from_records(tmp_path):
-    run = load_run(make_run(tmp_path / "a", ci=False))
+    (run,) = load_runs([make_run(tmp_path / "a", ci=False)])
     assert run.ci == {}
     from refbench.tables.compare import fill_missing_ci
 
@@ -284,7 +284,8 @@ def test_protocol_mismatch_is_noted(tmp_path):
 
     tables = compare_report([make_run(tmp_path / "z", model="dmmi", variant="swin-b", dataset="ref-zom",
                                       split="test", protocol="lavt")], permutations=100)
-    assert any("was scored with protocol lavt; dmmi:2 reports protocol refzom" in n for n in tables[0].notes)
+    assert any("scored with protocol lavt [" in n and "dmmi:2 reports protocol refzom [" in n
+               for n in tables[0].notes)
 
 
 def _write_masks(root, n=12, size=32):
@@ -318,10 +319,13 @@ def test_score_documents_are_shown_without_published_numbers(run_cli, tmp_path):
 
 
 @pytest.mark.parametrize("mutate,needle", [
-    (lambda d: d.update(schema_version=2), "results schema version 2 is not supported"),
+    (lambda d: d.update(schema_version=3), "results schema version 3 is not supported"),
     (lambda d: d.update(schema="other.results"), "not a refbench results file"),
-    (lambda d: d.pop("dataset"), "eval results file has no 'dataset'"),
-    (lambda d: d.update(subset="maybe"), "field 'subset' is 'maybe'"),
+    (lambda d: d["identity"].pop("dataset"), "eval results file has no 'dataset'"),
+    (lambda d: d["identity"].update(subset="maybe"), "field 'subset' is 'maybe'"),
+    (lambda d: d["identity"].update(limit="all"), "field 'limit' must be an integer"),
+    (lambda d: d.update(protocol_hash="0" * 16), "does not match its protocol"),
+    (lambda d: d.update(records="../elsewhere.jsonl"), "field 'records' must be a file name"),
     (lambda d: d.update(kind="train"), "field 'kind' is 'train'"),
     (lambda d: d["metrics"].update(oIoU="high"), "metrics['oIoU'] is 'high'"),
 ])
@@ -379,16 +383,16 @@ def test_cli_conflicts(run_cli):
 
 def test_layout_mismatch_is_an_error():
     from refbench.tables.grid import build_published
-    from refbench.tables.layouts import get_layout
+    from refbench.tables.select import get_layout
 
     with pytest.raises(RefbenchError, match="fits 0 columns"):
-        build_published(get_layout("magnet", "2"), leaderboards.published("magnet", "1"))
+        build_published(get_layout("magnet", "2"), leaderboards.numbers("magnet", "1"))
 
 
 def test_against_places_runs_by_split_in_tables_with_split_rows(tmp_path):
     """JMCELN Table 3 has LAVT twice (testA, testB rows): a testA run must land in the testA row only."""
     from refbench.tables.compare import against_table, load_runs
-    from refbench.tables.layouts import get_layout
+    from refbench.tables.select import get_layout
 
     (run,) = load_runs([make_run(tmp_path / "l", model="lavt", dataset="refcoco+", split="testA")])
     t = against_table(get_layout("jmceln", "3"), [run])
@@ -403,7 +407,7 @@ def test_against_places_runs_by_split_in_tables_with_split_rows(tmp_path):
 
 def test_protocol_of_the_multi_dataset_magnet_row_is_lavt_448(tmp_path):
     from refbench.tables.compare import compare_report
-    from refbench.tables.layouts import parse_table_ref
+    from refbench.tables.select import parse_table_ref
 
     ok = compare_report([make_run(tmp_path / "a", variant="all", protocol="lavt-448")], parse_table_ref("magnet:1"),
                         permutations=100)

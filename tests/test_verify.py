@@ -17,9 +17,14 @@ def eval_doc(synth_tiny, lavt_tiny_checkpoint, tmp_path_factory):
     return json.loads((out / "results.json").read_text())
 
 
-def as_magnet_refcoco_val(doc, tmp_path, oiou, **extra):
-    d = dict(doc, model="magnet", variant="paper", dataset="refcoco", split="val", subset=None,
-             split_name="refcoco/val", **extra)
+def as_magnet_refcoco_val(doc, tmp_path, oiou, **identity):
+    """The tiny LAVT run's document relabelled as MagNet on RefCOCO val under MagNet's protocol."""
+    from refbench.core.protocols import get_protocol
+
+    protocol = get_protocol("lavt").resolve("sigmoid>0.5")
+    d = dict(doc, split_name="refcoco/val", protocol=protocol.to_dict(), protocol_hash=protocol.hash())
+    d["identity"] = {**doc["identity"], "model": "magnet", "variant": "paper", "dataset": "refcoco", "split": "val",
+                     "subset": None, "protocol_hash": protocol.hash(), **identity}
     d["metrics"] = {**doc["metrics"], "oIoU": oiou}
     d["ci"] = {**doc["ci"], "oIoU": [oiou - 0.5, oiou + 0.5]}
     p = tmp_path / "results.json"
@@ -44,14 +49,14 @@ def test_verify_reproduced_and_not(eval_doc, tmp_path, run_cli):
 def test_verify_refuses_partial_and_unknown(eval_doc, tmp_path, run_cli):
     p = as_magnet_refcoco_val(eval_doc, tmp_path, 75.2)
     d = json.loads(p.read_text())
-    d["limit"] = 10
+    d["identity"]["limit"] = 10
     p.write_text(json.dumps(d))
     code, _, err = run_cli("verify", p)
     assert code == 2 and "complete split" in err
     code, _, err = run_cli("verify", tmp_path / "nope.json")
     assert code == 2 and "no such results file" in err
     q = tmp_path / "synth.json"
-    q.write_text(json.dumps({**eval_doc, "variant": "paper"}))  # nobody publishes paper-size LAVT on synth
+    q.write_text(json.dumps({**eval_doc, "identity": {**eval_doc["identity"], "variant": "paper"}}))  # nobody publishes paper-size LAVT on synth
     code, _, err = run_cli("verify", q)
     assert code == 2 and "no published number" in err
 

@@ -16,6 +16,7 @@ def demo(out: Path, data_root: str | None) -> None:
 
     No download, no training, CPU only.
     """
+    from refbench.commands.reporting import CLI
     from refbench.demo import run_demo
 
-    run_demo(out, data_root=data_root, echo=click.echo)
+    run_demo(out, data_root=data_root, reporter=CLI)

@@ -30,15 +30,16 @@ def compare_cmd(runs: tuple[Path, ...], against: str | None, metric: str, bootst
     Example: refbench plot compare runs/*/results.json --against magnet:1 --metric oIoU --out cmp.png
     """
     import leaderboards
-    from refbench.tables.compare import bar_points, fill_missing_ci, load_runs, main_numbers
-    from refbench.tables.layouts import parse_table_ref
+    from refbench.tables.compare import bar_points, fill_missing_ci, load_runs
+    from refbench.tables.match import main_numbers
+    from refbench.tables.select import parse_table_ref
     from refbench.tables.plots import plot_published_vs_reproduced
 
     loaded = load_runs(list(runs))
     fill_missing_ci(loaded, bootstrap, seed)
     if against:
         layout = parse_table_ref(against)
-        numbers, scope = leaderboards.published(layout.paper, layout.table), layout.key
+        numbers, scope = leaderboards.numbers(layout.paper, layout.table), layout.key
     else:
         numbers, scope = main_numbers(), "main tables"
     points = bar_points(loaded, metric, numbers)

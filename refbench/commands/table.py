@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from refbench.commands.options import BOOTSTRAP, SEED
 from refbench.core.errors import RefbenchError
 
 
@@ -12,21 +13,20 @@ def _emit(text: str, out: Path | None) -> None:
     if out is None:
         click.echo(text, nl=False)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    from refbench.core.results import write_text_atomic
+
+    write_text_atomic(out, text)
     click.echo(f"wrote {out}", err=True)
 
 
 def _listing() -> str:
     import leaderboards
-    from refbench.tables.layouts import LAYOUTS
 
     lines = []
-    for paper, title in leaderboards.SOURCES.items():
+    for paper, title in leaderboards.papers().items():
         lines.append(f"{paper}: {title}")
-        for lay in LAYOUTS.values():
-            if lay.paper == paper:
-                lines.append(f"  {lay.table:<4} {lay.kind:<10} {lay.caption[:90]}")
+        for lay in leaderboards.layouts(paper):
+            lines.append(f"  {lay.table:<4} {lay.kind:<10} {lay.caption[:90]}")
     return "\n".join(lines) + "\n"
 
 
@@ -41,10 +41,10 @@ def _listing() -> str:
 @click.option("--reproduced", is_flag=True, help="Also compare the runs listed in leaderboards/reproduced/index.json.")
 @click.option("--against", help="With --results: show the runs inside this published table, e.g. magnet:1.")
 @click.option("--metric", default="mIoU", show_default=True, help="Metric of the seen/unseen table.")
-@click.option("--bootstrap", default=1000, show_default=True,
+@click.option("--bootstrap", default=1000, show_default=True, type=BOOTSTRAP,
               help="Bootstrap resamples for CIs missing from a results file and for paired tests.")
-@click.option("--permutations", default=10000, show_default=True, help="Permutations of the paired test.")
-@click.option("--seed", default=0, show_default=True, help="Seed of bootstrap and permutations.")
+@click.option("--permutations", default=10000, show_default=True, type=click.IntRange(0, 10_000_000), help="Permutations of the paired test.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of bootstrap and permutations.")
 @click.option("--list", "list_tables", is_flag=True, help="List the papers and their tables.")
 @click.option("--conflicts", is_flag=True,
               help="Show where the papers print a number under different metrics or values.")
@@ -61,8 +61,11 @@ def table(paper: str | None, table_id: str | None, fmt: str, standalone: bool, r
       refbench table --results runs/magnet_val/results.json runs/lavt_val/results.json --against magnet:1
       refbench table --conflicts
     """
+    from refbench.core.outdir import check_output
     from refbench.tables import published_tables, render
 
+    if out is not None:
+        check_output(out, "--out", folder=False, inputs=paths)
     if standalone and fmt != "latex":
         raise RefbenchError("--standalone applies to --format latex only")
     if list_tables:
@@ -78,7 +81,7 @@ def table(paper: str | None, table_id: str | None, fmt: str, standalone: bool, r
             raise RefbenchError("--paper/--table and --results are separate modes; to show runs inside a "
                                 "published table use --against paper:table")
         from refbench.tables.compare import compare_report
-        from refbench.tables.layouts import parse_table_ref
+        from refbench.tables.select import parse_table_ref
 
         files = list(paths)
         if reproduced:

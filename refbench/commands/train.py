@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from refbench.commands.options import POSITIVE_FLOAT
+
 
 @click.command(name="train")
 @click.option("--model", required=True, help="Registered model name (see `refbench models`).")
@@ -16,18 +18,18 @@ import click
 @click.option("--data-root", default=None, help="Data root (default: $REFBENCH_DATA).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**31 - 1))
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last saved state.")
-@click.option("--micro-batch", type=int, default=None,
+@click.option("--micro-batch", type=click.IntRange(min=1), default=None,
               help="Per-process batch; gradients are accumulated up to the recipe's global batch.")
-@click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
-@click.option("--batch-size", type=int, default=None, help="Override the recipe's global batch size.")
-@click.option("--lr", type=float, default=None, help="Override the recipe's learning rate.")
-@click.option("--input-size", type=int, default=None, help="Override the recipe's input size.")
-@click.option("--max-steps", type=int, default=None, help="Stop after this many optimizer steps.")
-@click.option("--save-every", default=200, show_default=True, help="Save the resumable state every N steps.")
-@click.option("--val-limit", type=int, default=None, help="Validate on the first N samples only.")
-@click.option("--workers", default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the recipe's epochs.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the recipe's global batch size.")
+@click.option("--lr", type=POSITIVE_FLOAT, default=None, help="Override the recipe's learning rate.")
+@click.option("--input-size", type=click.IntRange(32, 4096), default=None, help="Override the recipe's input size.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many optimizer steps.")
+@click.option("--save-every", default=200, show_default=True, type=click.IntRange(min=1), help="Save the resumable state every N steps.")
+@click.option("--val-limit", type=click.IntRange(min=1), default=None, help="Validate on the first N samples only.")
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64), help="DataLoader worker processes.")
 @click.option("--init-checkpoint", default=None, help="Start from these weights (e.g. pretrained parts).")
 @click.option("--model-arg", "model_args", multiple=True,
               help="KEY=VALUE passed to the model builder (a config field or an ablation), e.g. "
@@ -39,13 +41,16 @@ def train_cmd(model, variant, dataset, val, out, data_root, device, precision, s
 
     Example: refbench train --model lavt --variant tiny --dataset synth/train --out runs/lavt-tiny
     """
+    from refbench.commands.reporting import CLI
     from refbench.train import TrainConfig, train
 
     train(TrainConfig(model=model, variant=variant, dataset=dataset, val=val, out=out,
-                      data_root=data_root or os.environ.get("REFBENCH_DATA"), device=device, precision=precision,
+                      data_root=data_root or os.environ.get("REFBENCH_DATA"), data_root_explicit=data_root is not None,
+                      device=device, precision=precision,
                       seed=seed, resume=resume, micro_batch=micro_batch, epochs=epochs, batch_size=batch_size,
                       lr=lr, input_size=input_size, max_steps=max_steps, save_every=save_every, val_limit=val_limit,
-                      workers=workers, init_checkpoint=init_checkpoint, model_args=parse_model_args(model_args)))
+                      workers=workers, init_checkpoint=init_checkpoint, model_args=parse_model_args(model_args)),
+          reporter=CLI)
 
 
 def parse_model_args(items: tuple[str, ...]) -> dict:

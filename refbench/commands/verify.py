@@ -9,7 +9,7 @@ import click
 
 @click.command(name="verify")
 @click.argument("results", type=click.Path(path_type=Path))
-@click.option("--tolerance", default=0.1, show_default=True, type=float,
+@click.option("--tolerance", default=0.1, show_default=True, type=click.FloatRange(0, 100),
               help="Largest |reproduced - published| (percentage points) that counts as reproduced.")
 @click.option("--metric", "metrics", multiple=True, help="Check only this metric (repeatable), e.g. --metric oIoU.")
 def verify_cmd(results: Path, tolerance: float, metrics: tuple[str, ...]) -> None:

@@ -6,6 +6,10 @@ Rules:
                       first maximum.
     ``sigmoid>0.5``   (B, 1, H, W) or (B, H, W) logits, ``sigmoid(x) > 0.5`` (MagNet).
     ``sigmoid>0.35``  the same with 0.35 (CRIS).
+                      A threshold rule always applies to the model's *foreground* output: for a
+                      2-channel (background, foreground) model that is the margin l1 - l0, whose
+                      sigmoid is the softmax foreground probability (:func:`foreground_logit`),
+                      never channel 0.
     ``nonzero``       any masks, foreground where the value != 0 (saved PNG predictions).
 
 The sigmoid rules evaluate the sigmoid in the input dtype as the official code does, so
@@ -35,7 +39,15 @@ def binarize(logits: torch.Tensor, rule: str) -> torch.Tensor:
         # argmax over 2 channels == (l1 > l0): first maximum wins ties, as torch.argmax.
         return logits[:, 1] > logits[:, 0]
     threshold = 0.5 if rule == "sigmoid>0.5" else 0.35
-    return torch.sigmoid(_squeeze_channel(logits, rule)) > threshold
+    return torch.sigmoid(_squeeze_channel(foreground_logit(logits), rule)) > threshold
+
+
+def foreground_logit(logits: torch.Tensor) -> torch.Tensor:
+    """The model's foreground score as one channel: (B, 2, H, W) -> (B, 1, H, W) margin ``l1 - l0``
+    (``sigmoid(l1 - l0)`` = softmax foreground probability); one-channel inputs pass through."""
+    if logits.dim() == 4 and logits.shape[1] == 2:
+        return logits[:, 1:2] - logits[:, 0:1]
+    return logits
 
 
 def _squeeze_channel(x: torch.Tensor, rule: str) -> torch.Tensor:

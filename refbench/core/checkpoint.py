@@ -23,15 +23,20 @@ buffers that a model computes itself (Swin ``relative_position_index``, BatchNor
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import gzip
-import io
+import mmap as mmap_module
 import os
 import pickle
 import re
+import shutil
+import sys
+import tempfile
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -43,23 +48,37 @@ REFBENCH_FORMAT = 1
 SAFE_GLOBALS = [argparse.Namespace]
 
 
-def read_checkpoint(path: str | os.PathLike) -> Any:
+def read_checkpoint(path: str | os.PathLike, mmap: bool = False) -> Any:
     """``torch.load(path, map_location="cpu", weights_only=True)`` with one-line errors.
+
+    With ``mmap=True`` the tensors of a zip-format file (every ``torch.save`` since torch 1.6)
+    are views of a private, read-only-in-practice memory map of the file instead of copies in
+    process memory: nothing is read until a tensor is used, and the pages are shared with the
+    page cache.  Use it to copy the tensors somewhere else (as :func:`load_model_checkpoint`
+    does) and drop the result; do not keep mmap'd tensors alive while the file may be
+    overwritten in place.  Older (non-zip) files are read normally.  A gzip file (refbench's
+    compact shipped checkpoints, ``*.pt.gz``) is decompressed in 1 MiB pieces into a temporary
+    file, never as a whole in memory, which is mapped (whatever ``mmap`` says) and unlinked at
+    once, so nothing can overwrite it.
 
     Raises RefbenchError when the file is missing, truncated/corrupt, not a torch file, or
     holds pickled objects other than tensors and plain values (possible code execution).
     """
+    return _read_checkpoint(path, mmap)[0]
+
+
+def _read_checkpoint(path: str | os.PathLike, mmap: bool) -> tuple[Any, bool]:
+    """:func:`read_checkpoint`, also saying whether the tensors are views of a file mapping."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise RefbenchError(f"checkpoint {path!r} does not exist (pass the path of a .pth file)")
     try:
-        source: Any = path
         with open(path, "rb") as f:
-            if f.read(2) == b"\x1f\x8b":  # gzip: refbench's compact shipped checkpoints (*.pt.gz)
-                f.seek(0)
-                source = io.BytesIO(gzip.decompress(f.read()))
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(source, map_location="cpu", weights_only=True)
+            gzipped = f.read(2) == b"\x1f\x8b"
+        if gzipped:
+            return _read_gzip(path)
+        mapped = mmap and zipfile.is_zipfile(path)
+        return _torch_load(path, mapped), mapped
     except pickle.UnpicklingError as e:
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
         if found:
@@ -81,6 +100,30 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
         else:
             hint = "it is not a PyTorch checkpoint or it is truncated"
         raise RefbenchError(f"checkpoint {path!r} cannot be read: {hint} ({reason})") from None
+
+
+def _torch_load(source: str, mmap: bool) -> Any:
+    with torch.serialization.safe_globals(SAFE_GLOBALS):
+        return torch.load(source, map_location="cpu", weights_only=True, mmap=mmap)
+
+
+def _read_gzip(path: str) -> tuple[Any, bool]:
+    """Stream-decompress ``path`` into a temporary file and load that (memory-mapped when it is a zip).
+
+    The mapping keeps the data reachable after the file is unlinked (POSIX); where unlinking an
+    open file fails (Windows), the tensors are read into memory instead and the file removed.
+    """
+    fd, tmp = tempfile.mkstemp(prefix="refbench-ckpt-", suffix=".pt")
+    try:
+        with os.fdopen(fd, "wb") as out, gzip.open(path, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+        mapped = zipfile.is_zipfile(tmp) and os.name == "posix"
+        return _torch_load(tmp, mapped), mapped
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def strip_prefix(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:
@@ -216,12 +259,15 @@ def _top_prefixes(keys) -> list[str]:
 
 
 def load_state_dict_checked(module: nn.Module, state: Mapping[str, torch.Tensor], source: str, what: str,
-                            strict: bool = True, layout: CheckpointLayout | None = None) -> list[str]:
+                            strict: bool = True, layout: CheckpointLayout | None = None, *,
+                            _release_pages: bool = False) -> list[str]:
     """Load ``state`` into ``module`` after comparing keys and shapes; returns notes.
 
     Strict: any missing (other than self-computed integer buffers), unexpected or mis-shaped key
     raises one RefbenchError line grouped by prefix.  Non-strict: the matching keys are loaded
-    and the rest is reported in the notes.  Tensors are cast to the model's dtypes.
+    and the rest is reported in the notes.  Tensors are copied into the model's existing
+    parameters and buffers (cast to their dtypes), in pieces: no second copy of the model is made.
+    ``_release_pages`` is for :func:`load_model_checkpoint`, whose tensors are file-mapped.
     """
     layout = layout or CheckpointLayout()
     own = module.state_dict()
@@ -256,34 +302,134 @@ def load_state_dict_checked(module: nn.Module, state: Mapping[str, torch.Tensor]
             raise RefbenchError(message)
         notes.append(message.replace(f". {hint}", "") + " (loaded the matching keys only, strict=False)")
     to_load = OrderedDict((k, v) for k, v in state.items() if k in own and k not in skip)
-    for k in computed:
-        to_load[k] = own[k]
     for k, v in to_load.items():
-        if v.dtype != own[k].dtype:
-            if torch.is_floating_point(own[k]) != torch.is_floating_point(v):
-                raise RefbenchError(f"checkpoint {source!r}: {k} has dtype {v.dtype}, model expects {own[k].dtype}")
-            to_load[k] = v.to(own[k].dtype)
+        if v.dtype != own[k].dtype and torch.is_floating_point(own[k]) != torch.is_floating_point(v):
+            raise RefbenchError(f"checkpoint {source!r}: {k} has dtype {v.dtype}, model expects {own[k].dtype}")
     if computed:
         notes.append(f"kept {len(computed)} self-computed integer buffers absent from the checkpoint "
                      f"({', '.join(sorted({k.rsplit('.', 1)[-1] for k in computed}))})")
-    module.load_state_dict(to_load, strict=not (set(own) - set(to_load)))
+    _copy_into(module, to_load, release_pages=_release_pages)
     return notes
 
 
+# Tensors are copied in pieces of about this many bytes (see _copy_into).
+LOAD_CHUNK_BYTES = 64 << 20
+
+
+def _copy_into(module: nn.Module, tensors: Mapping[str, torch.Tensor], release_pages: bool) -> None:
+    """``module.load_state_dict(tensors, strict=False)`` piece by piece (keys already checked).
+
+    ``load_state_dict`` copies (and casts, e.g. float16 -> float32) into the existing
+    parameters, so nothing of the size of the model is allocated.  With ``release_pages`` the
+    tensors are views of a private file mapping (``read_checkpoint(mmap=True)``): after each
+    piece its pages are dropped from the process (they are re-read from the file if touched
+    again), so loading holds the model plus one piece, not the model plus the whole file.
+    """
+    chunk: dict[str, torch.Tensor] = OrderedDict()
+    size = 0
+
+    def flush() -> None:
+        result = module.load_state_dict(chunk, strict=False)
+        if result.unexpected_keys:  # the key check above makes this unreachable for ordinary modules
+            raise RefbenchError(f"model rejected checkpoint keys {result.unexpected_keys[:4]}")
+        if release_pages:
+            for t in chunk.values():
+                _drop_mapped_pages(t)
+        chunk.clear()
+
+    for k, v in tensors.items():
+        chunk[k] = v
+        size += v.numel() * v.element_size()
+        if size >= LOAD_CHUNK_BYTES:
+            flush()
+            size = 0
+    if chunk:
+        flush()
+
+
+def _madvise():
+    """libc ``madvise`` through ctypes, or None where it is not available (not Linux/glibc)."""
+    global _MADVISE
+    if _MADVISE is None:
+        _MADVISE = False
+        if sys.platform.startswith("linux"):
+            try:
+                fn = ctypes.CDLL(None, use_errno=True).madvise
+                fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+                fn.restype = ctypes.c_int
+                _MADVISE = fn
+            except (OSError, AttributeError):
+                pass
+    return _MADVISE or None
+
+
+_MADVISE = None
+_MADV_DONTNEED = 4  # Linux
+_PAGE = mmap_module.PAGESIZE
+
+
+def _drop_mapped_pages(t: torch.Tensor) -> None:
+    """Drop the whole pages of ``t``'s storage from this process (``MADV_DONTNEED``).
+
+    Only for storages inside a private *file* mapping, where a dropped page is read again from
+    the file when touched (on anonymous memory it would read back as zeros): callers pass
+    tensors of :func:`read_checkpoint` with ``mmap=True`` only.
+    """
+    fn = _madvise()
+    if fn is None or t.device.type != "cpu":
+        return
+    storage = t.untyped_storage()
+    start, nbytes = storage.data_ptr(), storage.nbytes()
+    lo = -(-start // _PAGE) * _PAGE
+    hi = (start + nbytes) // _PAGE * _PAGE
+    if hi > lo:
+        fn(lo, hi - lo, _MADV_DONTNEED)
+
+
+def release_freed_memory() -> None:
+    """Return freed heap memory to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Freed blocks below glibc's mmap threshold stay in the heap and keep counting as resident
+    memory; after a model is built and loaded nothing of that is needed any more.
+    """
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
 def load_model_checkpoint(model: nn.Module, path: str | os.PathLike | Any, layout: CheckpointLayout,
-                          strict: bool = True) -> list[str]:
+                          strict: bool = True, *,
+                          into: Callable[[Mapping[str, torch.Tensor]], nn.Module] | None = None) -> list[str]:
     """Read ``path`` safely, map its layout (official or refbench) and load it into ``model``.
 
     ``path`` may also be an already loaded checkpoint dict (e.g. generated in memory).
+    ``into(state)`` may pick the module that receives the state dict from its keys (default:
+    ``model``; MagNet loads an official file into a view holding only the official children).
     Returns notes (layout found, buffers kept, keys skipped when ``strict=False``).
+
+    Memory: a file is memory-mapped (:func:`read_checkpoint` with ``mmap=True``) and copied
+    into the model piece by piece, so loading needs about the model's size plus 64 MiB, and
+    afterwards the process holds the model once (no transient copies left in the heap).
     """
     name, variant = getattr(model, "name", type(model).__name__), getattr(model, "variant", "")
-    if isinstance(path, (str, os.PathLike)):
-        source = os.fspath(path)
-        obj = read_checkpoint(source)
-    else:
-        source, obj = "<in-memory checkpoint>", path
-    state, notes = extract_state_dict(obj, layout, name, variant, source)
     what = f"model {name!r}" + (f" (variant {variant!r})" if variant else "")
-    notes += load_state_dict_checked(model, state, source, what, strict=strict, layout=layout)
+    if not isinstance(path, (str, os.PathLike)):
+        state, notes = extract_state_dict(path, layout, name, variant, "<in-memory checkpoint>")
+        target = into(state) if into is not None else model
+        return notes + load_state_dict_checked(target, state, "<in-memory checkpoint>", what, strict=strict,
+                                               layout=layout)
+    source = os.fspath(path)
+    obj, mapped = _read_checkpoint(source, mmap=True)
+    state, notes = extract_state_dict(obj, layout, name, variant, source)
+    del obj
+    try:
+        target = into(state) if into is not None else model
+        notes += load_state_dict_checked(target, state, source, what, strict=strict, layout=layout,
+                                         _release_pages=mapped)
+    finally:
+        del state
+        release_freed_memory()
     return notes

@@ -1,20 +1,20 @@
-"""Model registry and the interface every RIS model implements.
+"""The RIS model interface, what the registry knows about each model, and the model registry.
 
     model = refbench.models.build_model("lavt", variant="paper")
     model.load_checkpoint("lavt_refcoco.pth")          # official layout or refbench's own
     logits = model(images, input_ids, attention_mask)  # the official raw output
     masks = model.predict(images, input_ids, attention_mask)  # bool (B, H, W), official binarization
 
-Models are found in two places: refbench's own baselines (table below) and the
-``refbench.models`` entry-point group, through which another package can register a
-model without touching refbench (the entry point names a :class:`ModelInfo`).
-Building is lazy: nothing model-specific is imported until a model is asked for.
+Every model, refbench's own baselines included, registers through the ``refbench.models``
+entry-point group with a :class:`ModelInfo` that declares the model's facts once: variants, the
+protocol its paper reports, its binarization, its official (or trainable, or shipped) checkpoint
+files, the pretrained parts its paper recipe starts from, and its cost figures.  Building is lazy:
+nothing model-specific is imported until a model is asked for.
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
-from importlib import metadata
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,8 +22,73 @@ import torch
 from torch import nn
 
 from refbench.core.errors import RefbenchError, suggest
+from refbench.core.protocols import protocol_for_format
+from refbench.core.registry import Registry, load_target
 
 ENTRY_POINT_GROUP = "refbench.models"
+CHECKPOINT_KINDS = ("official", "train", "shipped")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint file that serves one variant of a model on some datasets.
+
+    Attributes:
+        file: the file name (``refcoco.pth``); for ``train`` checkpoints it may contain ``{dataset}``.
+        variant: the model variant it loads into.
+        datasets: the datasets (refbench names) it was trained for and is evaluated on.
+        source: where to get it (``official``), the ``refbench train`` command that makes it
+            (``train``; may contain ``{dataset}``), or the package folder it ships in (``shipped``).
+        kind: ``official`` (released by the authors), ``train`` (no released weights: train them with
+            refbench's paper recipe) or ``shipped`` (refbench's own weights inside the package).
+        note: what a user must know (layout, resolution, the README's numbers).
+    """
+
+    file: str
+    variant: str
+    datasets: tuple[str, ...]
+    source: str
+    kind: str = "official"
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in CHECKPOINT_KINDS:
+            raise ValueError(f"checkpoint {self.file}: kind must be one of {CHECKPOINT_KINDS}")
+
+    def for_dataset(self, dataset: str) -> "Checkpoint":
+        """This entry with ``{dataset}`` filled in (file name and source)."""
+        return Checkpoint(self.file.replace("{dataset}", dataset), self.variant, (dataset,),
+                          self.source.replace("{dataset}", dataset), self.kind, self.note)
+
+
+@dataclass(frozen=True)
+class PretrainedPart:
+    """A pretrained component a paper recipe starts from (e.g. Swin-B ImageNet-22k).
+
+    Attributes:
+        name: short name (``swin``, ``bert``, ``clip``).
+        model_arg: the build/``--model-arg`` keyword that takes its path (``swin_path``).
+        file_format: what the path must hold, as released (``Swin-B .pth as released by Microsoft``).
+        source: where it comes from.
+    """
+
+    name: str
+    model_arg: str
+    file_format: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Cost figures of one variant, for time estimates (``reproduce --dry-run``).
+
+    cpu_s_per_sample: seconds per sample of a batch-1 fp32 forward on 2 CPU cores
+    (benchmarks/model_speed.py); gflops: forward GFLOPs per sample at the variant's input size
+    (2 FLOPs per multiply-add).
+    """
+
+    cpu_s_per_sample: float
+    gflops: float
 
 
 @dataclass(frozen=True)
@@ -38,10 +103,14 @@ class ModelInfo:
         protocol: the evaluation protocol the model's paper reports (refbench.core.protocols).
         binarize: the official binarization rule (refbench.core.binarize).
         paper: short citation.
-        checkpoints: official checkpoint file names -> what they were trained on.
+        checkpoints: every checkpoint file that serves a variant (official, trainable, shipped).
+        pretrained: variant -> the pretrained parts its paper recipe starts from.
+        costs: variant -> :class:`Cost`.
         description: one line for ``refbench models``.
         variant_protocols: variants evaluated under another protocol than ``protocol``
             (e.g. MagNet ``all`` at 448: ``{"all": "lavt-448"}``).
+        configs: ``"module:attr"`` of the ``{variant: config dataclass}`` the builder starts from,
+            so that callers can tell which keyword overrides a variant accepts without building it.
     """
 
     name: str
@@ -50,27 +119,68 @@ class ModelInfo:
     protocol: str
     binarize: str
     paper: str = ""
-    checkpoints: dict[str, str] = field(default_factory=dict)
+    checkpoints: tuple[Checkpoint, ...] = ()
+    pretrained: dict[str, tuple[PretrainedPart, ...]] = field(default_factory=dict)
+    costs: dict[str, Cost] = field(default_factory=dict)
     description: str = ""
     variant_protocols: dict[str, str] = field(default_factory=dict)
+    configs: str = ""
+
+    def __post_init__(self) -> None:
+        for c in self.checkpoints:
+            if c.variant not in self.variants:
+                raise ValueError(f"model {self.name}: checkpoint {c.file} names unknown variant {c.variant!r}")
+        for v in (*self.pretrained, *self.costs, *self.variant_protocols):
+            if v not in self.variants:
+                raise ValueError(f"model {self.name}: unknown variant {v!r} in its facts")
+
+    def check_variant(self, variant: str | None) -> str:
+        """``variant`` (default: the first) if this model has it; did-you-mean error otherwise."""
+        variant = variant or self.variants[0]
+        if variant not in self.variants:
+            raise suggest(variant, self.variants, f"variant of model {self.name!r}")
+        return variant
 
     def protocol_for(self, variant: str | None, dataset_format: str | None = None) -> str:
         """The protocol the paper reports for this variant; on Ref-ZOM-style data ``refzom`` and
         on gRefCOCO-style data ``gres`` (the protocols of those benchmarks)."""
-        if dataset_format == "refzom":
-            return "refzom"
-        if dataset_format == "grefcoco":
-            return "gres"
+        by_format = protocol_for_format(dataset_format)
+        if by_format is not None:
+            return by_format
         return self.variant_protocols.get(variant or self.variants[0], self.protocol)
 
+    def checkpoints_for(self, variant: str, dataset: str) -> list[Checkpoint]:
+        """Checkpoint entries serving ``variant`` on ``dataset``: official, then shipped, then trainable."""
+        order = {"official": 0, "shipped": 1, "train": 2}
+        hits = [c.for_dataset(dataset) for c in self.checkpoints if c.variant == variant and dataset in c.datasets]
+        return sorted(hits, key=lambda c: order[c.kind])
+
+    def shipped_checkpoint(self, variant: str) -> Path | None:
+        """refbench's own weights for ``variant`` shipped in the model's package (``<package>/weights/``)."""
+        module = self.builder.split(":")[0] if isinstance(self.builder, str) else self.builder.__module__
+        package = module.rsplit(".", 1)[0] if "." in module else module
+        for c in self.checkpoints:
+            if c.kind == "shipped" and c.variant == variant:
+                path = Path(str(resources.files(package).joinpath("weights", c.file)))
+                return path if path.is_file() else None
+        return None
+
+    def config_fields(self, variant: str | None) -> frozenset[str]:
+        """Names of the config fields ``build(variant, **overrides)`` accepts (empty when not declared)."""
+        import dataclasses
+
+        if not self.configs:
+            return frozenset()
+        config = load_target(self.configs, "model configs").get(self.check_variant(variant))
+        return frozenset(f.name for f in dataclasses.fields(config)) if dataclasses.is_dataclass(config) \
+            else frozenset()
+
+    def cost(self, variant: str | None) -> Cost | None:
+        return self.costs.get(self.check_variant(variant))
+
     def build(self, variant: str | None = None, **overrides: Any) -> "RISModel":
-        variant = variant or self.variants[0]
-        if variant not in self.variants:
-            raise suggest(variant, self.variants, f"variant of model {self.name!r}")
-        fn = self.builder
-        if isinstance(fn, str):
-            module, attr = fn.split(":")
-            fn = getattr(importlib.import_module(module), attr)
+        variant = self.check_variant(variant)
+        fn = load_target(self.builder, "model builder") if isinstance(self.builder, str) else self.builder
         return fn(variant=variant, **overrides)
 
 
@@ -127,61 +237,36 @@ class RISModel(nn.Module):
         return None
 
 
-# Built-in reference implementations.  Each module exposes MODEL_INFO.
-BUILTIN: dict[str, str] = {
-    "lavt": "baselines.lavt:MODEL_INFO",
-    "magnet": "baselines.magnet:MODEL_INFO",
-    "dmmi": "baselines.dmmi:MODEL_INFO",
-    "meres": "baselines.meres:MODEL_INFO",
-    "jmceln": "baselines.jmceln:MODEL_INFO",
-}
-
-
-def _load_target(target: str) -> ModelInfo:
-    module, attr = target.split(":")
-    try:
-        info = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise RefbenchError(f"model entry {target!r} cannot be loaded ({e})") from None
-    if callable(info) and not isinstance(info, ModelInfo):
-        info = info()
-    if not isinstance(info, ModelInfo):
+def _as_model_info(obj: Any, target: str) -> ModelInfo:
+    if callable(obj) and not isinstance(obj, ModelInfo):
+        obj = obj()
+    if not isinstance(obj, ModelInfo):
         raise RefbenchError(f"model entry {target!r} is not a refbench.models.ModelInfo")
-    return info
+    return obj
+
+
+#: every model: refbench's baselines and third-party packages alike, through the entry-point group
+MODELS: Registry[ModelInfo] = Registry("model", entry_point_group=ENTRY_POINT_GROUP, check=_as_model_info)
 
 
 def registry() -> dict[str, str]:
-    """``{name: "module:attr"}`` of every known model (built-ins + entry points)."""
-    names = dict(BUILTIN)
-    try:
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            names.setdefault(ep.name, ep.value)
-    except Exception:  # pragma: no cover - broken metadata must not break the built-ins
-        pass
-    return names
+    """``{name: "module:attr"}`` of every registered model."""
+    return {n: (t if isinstance(t, str) else n) for n, t in MODELS.targets().items()}
 
 
 def get_model_info(name: str) -> ModelInfo:
-    names = registry()
-    if name not in names:
-        raise suggest(name, names, "model")
-    return _load_target(names[name])
+    """The :class:`ModelInfo` of a registered model (did-you-mean error for an unknown name)."""
+    return MODELS.get(name)
 
 
 def list_models() -> list[ModelInfo]:
-    return [get_model_info(n) for n in sorted(registry())]
+    """Every registered model's :class:`ModelInfo`, by name."""
+    return [info for _, info in MODELS.items()]
 
 
-def shipped_checkpoint(name: str, variant: str) -> "Path | None":
-    """refbench's own trained weights for (model, variant) shipped in the package, if any:
-    ``baselines/<name>/weights/<name>_<variant>_synth.pt`` (the tiny variants, trained on the
-    synthetic benchmark by ``refbench train``), else None."""
-    try:
-        module = importlib.import_module(registry().get(name, "").split(":")[0] or name)
-    except ImportError:
-        return None
-    path = Path(module.__file__).parent / "weights" / f"{name}_{variant}_synth.pt"
-    return path if path.is_file() else None
+def shipped_checkpoint(name: str, variant: str) -> Path | None:
+    """refbench's own trained weights for (model, variant), if the model ships them."""
+    return get_model_info(name).shipped_checkpoint(variant) if name in MODELS else None
 
 
 def build_model(name: str, variant: str | None = None, **overrides: Any) -> RISModel:

@@ -7,9 +7,24 @@ family is reported, how P@X compares, and what happens to no-target samples.  It
 :meth:`~Protocol.hash` goes into every results file, so two numbers computed under
 different protocols can never be silently compared.
 
-Defaults reproduce the official LAVT-family ``test.py`` (LAVT, MagNet, DMMI on RefCOCO,
-RefCOCO+, G-Ref): 480x480 canvas, PIL bilinear image resize, nearest GT resize, GT = 1
-where the polygon sum == 1, per sentence, IoU = 0 when the union is empty, P@X with >=.
+Defaults reproduce the official LAVT-family ``test.py`` (LAVT, MagNet on RefCOCO, RefCOCO+,
+G-Ref): 480x480 canvas, PIL bilinear image resize, nearest GT resize, GT = 1 where the
+polygon sum == 1, per sentence, IoU = 0 when the union is empty, P@X with >=.  ``dmmi`` is the
+same loop with DMMI's GT rule (the union of the polygons), which DMMI's own ``refer.py`` uses.
+
+Which paper uses which GT rule (``official_implementations.md`` §6, §10):
+
+==========  ==================================  ===============================================
+protocol    used by                             GT rule (why)
+==========  ==================================  ===============================================
+lavt        LAVT, MagNet (RefCOCO/+/G-Ref)      polygon count == 1 (their test.py keeps
+                                                ``mask == 1`` of REFER's summed polygons)
+dmmi        DMMI (RefCOCO/+/G-Ref)              union (DMMI's refer.py: summed polygons != 0)
+refzom      DMMI on Ref-ZOM                     union of the listed instances (same refer.py)
+gres        ReLA on gRefCOCO                    union, polygons rasterized on the 480 canvas
+cris        CRIS-style models                   union, original size (CRIS writes mask PNGs)
+jmceln      JMCELN (its reading, see there)     polygon count == 1 (LAVT's test.py at 416)
+==========  ==================================  ===============================================
 """
 from __future__ import annotations
 
@@ -19,6 +34,7 @@ import json
 from dataclasses import dataclass, field
 
 from refbench.core.errors import RefbenchError, suggest
+from refbench.core.registry import Registry
 
 FAMILIES = ("lavt", "refzom", "gres", "cris")
 BINARIZATIONS = ("argmax", "sigmoid>0.5", "sigmoid>0.35", "nonzero")
@@ -127,7 +143,7 @@ _LAVT = Protocol(
     "per sentence, oIoU=sum(I)/sum(U), mIoU=mean(I/U) with 0 when U=0, P@X with >=.",
 )
 
-PROTOCOLS: dict[str, Protocol] = {
+_BUILTIN: dict[str, Protocol] = {
     "lavt": _LAVT,
     "lavt-448": _LAVT.replace(
         name="lavt-448", input_size=448, canvas=448,
@@ -136,6 +152,16 @@ PROTOCOLS: dict[str, Protocol] = {
         name="lavt-original", canvas=None, gt_resize="none",
         description="LAVT metrics counted at the original image size (prediction upsampled bilinearly "
         "from the model canvas); not what the papers report."),
+    # DMMI's own test.py on REFER data: the LAVT loop, but DMMI's refer.py returns the union of the
+    # annotation's polygons (pixel != 0) for every dataset, where LAVT's keeps pixels covered by
+    # exactly one polygon.  The two differ wherever an annotation's polygons overlap (RefCOCO/+/G-Ref
+    # have such annotations), so DMMI's published RefCOCO-family numbers are under this rule.
+    "dmmi": _LAVT.replace(
+        name="dmmi", gt_rule="union",
+        description="Official DMMI test.py on RefCOCO/RefCOCO+/G-Ref: as lavt (480x480 canvas, PIL bilinear "
+        "image resize, NEAREST GT resize, BERT 20 tokens, per sentence, oIoU, mIoU with 0 when U=0, P@X with "
+        ">=, argmax) but with DMMI's GT: the union of the annotation's polygons (pixel != 0), not LAVT's "
+        "polygon sum == 1."),
     "refzom": _LAVT.replace(
         name="refzom", family="refzom", gt_rule="union", no_target="empty-mask",
         description="DMMI on Ref-ZOM: lavt metrics over one/many-target sentences only (GT = union of "
@@ -165,20 +191,30 @@ PROTOCOLS: dict[str, Protocol] = {
 }
 
 
+#: every named protocol (``register_protocol`` adds more, e.g. from a model package)
+PROTOCOLS: Registry[Protocol] = Registry("protocol")
+for _name, _protocol in _BUILTIN.items():
+    PROTOCOLS.register(_name, _protocol)
+
+#: the protocol of a benchmark format, whatever the model: its own benchmark's rules
+FORMAT_PROTOCOLS: dict[str, str] = {"refzom": "refzom", "grefcoco": "gres"}
+
+
+def protocol_for_format(dataset_format: str | None) -> str | None:
+    """``refzom`` for Ref-ZOM-format data, ``gres`` for gRefCOCO-format data, else None (the model's own)."""
+    return FORMAT_PROTOCOLS.get(dataset_format or "")
+
+
 def get_protocol(name_or_protocol: "str | Protocol") -> Protocol:
     """Look up a named protocol (or pass a Protocol through)."""
     if isinstance(name_or_protocol, Protocol):
         return name_or_protocol
-    try:
-        return PROTOCOLS[name_or_protocol]
-    except KeyError:
-        raise suggest(str(name_or_protocol), PROTOCOLS, "protocol") from None
+    return PROTOCOLS.get(str(name_or_protocol))
 
 
 def register_protocol(protocol: Protocol) -> Protocol:
-    """Add a protocol (e.g. a model package's own, like JMCELN's).  Names are unique."""
-    old = PROTOCOLS.get(protocol.name)
-    if old is not None and old != protocol:
+    """Add a protocol (e.g. a model package's own).  Names are unique."""
+    if protocol.name in PROTOCOLS and PROTOCOLS.get(protocol.name) != protocol:
         raise RefbenchError(f"protocol {protocol.name!r} is already registered with other settings")
-    PROTOCOLS[protocol.name] = protocol
+    PROTOCOLS.register(protocol.name, protocol, replace=True)
     return protocol

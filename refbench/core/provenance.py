@@ -52,4 +52,5 @@ def environment() -> dict:
 
 
 def now_iso() -> str:
+    """The current UTC time, ISO 8601, to the second."""
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()

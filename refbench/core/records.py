@@ -9,7 +9,9 @@ matter of re-reading them, and bootstrap / paired tests resample them.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -118,3 +120,30 @@ class SampleRecords:
 
     def to_jsonl(self) -> str:
         return "".join(json.dumps(d) + "\n" for d in self.iter_dicts())
+
+
+def read_jsonl(path: str | os.PathLike, recover_last: bool = False, what: str = "JSON-lines file") -> tuple[list, int]:
+    """The parsed lines of a JSON-lines file and how many unreadable trailing lines were dropped.
+
+    With ``recover_last`` an incomplete or corrupt *last* line (a process killed mid-write) is
+    dropped and counted; a corrupt line anywhere else is always an error naming the line.
+    Blank lines are skipped.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise RefbenchError(f"{path}: no such {what}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RefbenchError(f"{path}: cannot read the {what} ({e})") from None
+    rows: list = []
+    for n, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if recover_last and n == len(lines) - 1:
+                return rows, 1
+            raise RefbenchError(f"{path}: line {n + 1} is not valid JSON; the {what} is corrupt") from None
+    return rows, 0

@@ -17,7 +17,8 @@ import os
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-from refbench.core.errors import RefbenchError, suggest
+from refbench.core.errors import RefbenchError
+from refbench.core.registry import Registry
 
 VOCAB_DIR = Path(__file__).resolve().parent / "vocab"
 BERT_VOCAB = VOCAB_DIR / "bert-base-uncased-vocab.txt"
@@ -95,21 +96,22 @@ class BertTokenizer:
 def _clip_tokenizer(length: int = 77, path: str | os.PathLike | None = None) -> Tokenizer:
     """``clip`` (CRIS, JMCELN, MERES-clip): OpenAI CLIP BPE, <|startoftext|> … <|endoftext|>,
     truncated keeping <|endoftext|> last, pad 0 (refbench.core.clip_tokenizer)."""
-    from refbench.core.clip_tokenizer import CLIPTokenizer
+    from refbench.core.clip_tokenizer import CLIPTokenizer  # its BPE tables load only when asked for
 
     return CLIPTokenizer(length=length, path=path)
 
 
-TOKENIZERS: dict[str, Callable[..., Tokenizer]] = {"bert": BertTokenizer, "clip": _clip_tokenizer}
+#: tokenizer kinds: factory(length=..., path=...) -> Tokenizer
+TOKENIZERS: Registry[Callable[..., Tokenizer]] = Registry("tokenizer kind")
+TOKENIZERS.register("bert", BertTokenizer)
+TOKENIZERS.register("clip", _clip_tokenizer)
 
 
 def register_tokenizer(kind: str, factory: Callable[..., Tokenizer]) -> None:
     """Add a tokenizer kind; ``factory(length=..., path=...)`` returns a :class:`Tokenizer`."""
-    TOKENIZERS[kind] = factory
+    TOKENIZERS.register(kind, factory, replace=True)
 
 
 def get_tokenizer(kind: str = "bert", length: int = 20, path: str | os.PathLike | None = None) -> Tokenizer:
     """A tokenizer of a registered kind producing ``length`` ids per sentence."""
-    if kind not in TOKENIZERS:
-        raise suggest(kind, TOKENIZERS, "tokenizer kind")
-    return TOKENIZERS[kind](length=length, path=path)
+    return TOKENIZERS.get(kind)(length=length, path=path)

@@ -3,9 +3,9 @@
     split = open_split("refcocog-umd/val:unseen", "/data/refer/data")
     split.samples[0].sentence, split.image_path(split.samples[0]), split.gt_mask(split.samples[0])
 
-The data root is the argument, else ``$REFBENCH_DATA``.  ``synth*`` datasets fall back to
-the default synthetic benchmark (size small, seed 0), built once into
-``$REFBENCH_CACHE`` (default ``~/.cache/refbench``) when the data root has none.
+The data root is the argument, else ``$REFBENCH_DATA``.  Reading never builds anything: the
+commands open splits through :func:`refbench.eval.splits.open_eval_split`, which builds the
+default synthetic benchmark into the cache when a ``synth*`` split is asked for without data.
 """
 from __future__ import annotations
 
@@ -129,26 +129,13 @@ def _expected(d: DatasetDef, sn: SplitName, root: Path) -> tuple[int | None, int
     return d.sentences.get(sn.split), d.refs.get(sn.split)
 
 
-def synth_root_for(root: Path | None, d: DatasetDef, synth_size: str, synth_seed: int,
-                   cache_dir: str | os.PathLike | None) -> Path:
-    """The data root to use for a synthetic dataset: ``root`` if it has one, else the cache."""
-    if root is not None and root.is_dir() and find_dataset_files(root, d) is not None:
-        return root
-    from refbench.build.synth import ensure_synth
-
-    return ensure_synth(synth_size, synth_seed, cache_dir)
-
-
 def open_split(name: str, data_root: str | os.PathLike | None = None, *, image_root: str | os.PathLike | None = None,
-               generalization_rule: str = "ref", synth_size: str = "small", synth_seed: int = 0,
-               cache_dir: str | os.PathLike | None = None) -> SplitData:
+               generalization_rule: str = "ref") -> SplitData:
     """Parse ``name`` (refbench.data.splits grammar) and load that split.
 
     data_root: directory holding the datasets (default ``$REFBENCH_DATA``); image_root:
     override for the image directory; generalization_rule: ``ref`` | ``image`` for
-    ``:seen``/``:unseen`` (refbench.data.generalization); synth_size / synth_seed /
-    cache_dir: which synthetic benchmark to build when a ``synth*`` split is asked for
-    and the data root has none.
+    ``:seen``/``:unseen`` (refbench.data.generalization).
     """
     sn = parse_split(name)
     d = sn.definition
@@ -156,8 +143,6 @@ def open_split(name: str, data_root: str | os.PathLike | None = None, *, image_r
     if data_root is not None and root is not None and not root.is_dir():
         raise RefbenchError(f"data root {root} does not exist; pass --data-root (or set REFBENCH_DATA) to the "
                             "directory that holds the dataset folders")
-    if d.synthetic:
-        root = synth_root_for(root, d, synth_size, synth_seed, cache_dir)
     files = locate_dataset(root, d)
     coco = load_instances(files.instances)
     refs = select_split(read_refs(d, files.refs, coco), sn.split)

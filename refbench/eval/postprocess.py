@@ -7,7 +7,8 @@
 * Original-size canvas, letterboxed input (``cris``): as CRIS's test does, the sigmoid
   probabilities (for the sigmoid rules) are resized bicubically to the input size and then
   mapped back to the original image through the inverse letterbox affine (bicubic), and
-  thresholded; other rules resample logits the same way and binarize.
+  thresholded; other rules resample logits the same way and binarize.  A threshold rule on a
+  2-channel model is applied to its foreground margin l1 - l0 (refbench.core.binarize).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from refbench.data.transforms import letterbox_to_original
-from refbench.core.binarize import binarize
+from refbench.core.binarize import binarize, foreground_logit
 from refbench.core.protocols import Protocol
 
 _THRESH = {"sigmoid>0.5": 0.5, "sigmoid>0.35": 0.35}
@@ -39,6 +40,8 @@ def masks_on_canvas(logits: torch.Tensor, protocol: Protocol, orig_sizes=None,
     """
     logits = logits.float()
     rule = protocol.binarize
+    if rule in _THRESH:  # a threshold applies to the foreground output (never a 2-channel model's channel 0)
+        logits = foreground_logit(logits)
     if protocol.canvas is not None:
         return binarize(_resize(logits, (protocol.canvas, protocol.canvas), "bilinear"), rule)
     out = []

@@ -1,40 +1,52 @@
 """``refbench eval``: batched, resumable, distributed evaluation with full provenance.
 
-One call = one (model, split, protocol).  Samples are processed in fixed batches (the same
-partition on every run with the same settings), each finished batch's per-sample records are
-appended to ``OUT/records.jsonl``; ``--resume`` skips finished batches; under ``torchrun`` the
-samples are sharded without padding, the records gathered, and one results file written.
+One call = one (model, split, protocol), in four steps:
+
+1. **check** the output folder and every option before any work;
+2. **prepare**: open the split, build the model, load its weights, resolve the protocol, choose the
+   samples and the batch size, and write down the run's :class:`~refbench.core.results.RunIdentity`;
+3. **score**: samples go through the one prediction loop (:mod:`refbench.eval.predict`) in fixed
+   batches (the same partition on every run with the same identity); each finished batch's
+   per-sample records are appended to ``OUT/records.jsonl``; ``--resume`` skips finished batches
+   and refuses a run whose identity differs in any field; under ``torchrun`` the samples are
+   sharded without padding and the records gathered;
+4. **finish**: one results document (schema ``refbench.results`` v2) with CIs.
 """
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
-import click
 import torch
 from torch.utils.data import DataLoader
 
 from refbench.core.errors import RefbenchError
+from refbench.core.models import ModelInfo, RISModel, get_model_info
+from refbench.core.outdir import check_output
+from refbench.core.progress import SILENT, Reporter
+from refbench.core.protocols import Protocol, get_protocol
+from refbench.core.provenance import sha256_file
+from refbench.core.results import ResultsDoc, RunIdentity, new_results
 from refbench.eval.device import auto_batch_size, autocast, device_description, resolve_device
 from refbench.eval.distributed import DistContext, init_from_env, shard
-from refbench.eval.postprocess import masks_on_canvas
+from refbench.eval.predict import gt_on_device, predict_batches
 from refbench.eval.store import RunStore
 from refbench.metrics.accumulator import RISMetrics
 from refbench.metrics.distributed import all_gather_metrics
 from refbench.metrics.stats import bootstrap_ci
-from refbench.core.models import RISModel, get_model_info, shipped_checkpoint
-from refbench.core.protocols import get_protocol
-from refbench.core.provenance import sha256_file
-from refbench.report import metrics_table
-from refbench.core.results import results_document
+from refbench.metrics.text import results_table
+
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
 class EvalConfig:
-    """Everything ``refbench eval`` takes (see the CLI help for each option)."""
+    """Everything ``refbench eval`` takes (see the CLI help for each option).
+
+    ``data_root_explicit``: the data root was given by the user for this command (``--data-root``),
+    so a synthetic split it lacks is an error rather than the cached default benchmark.
+    """
 
     model: str
     split: str
@@ -42,6 +54,7 @@ class EvalConfig:
     variant: str | None = None
     checkpoint: str | None = None
     data_root: str | None = None
+    data_root_explicit: bool = True
     device: str | None = None
     batch_size: int | None = None
     precision: str = "fp32"
@@ -53,170 +66,144 @@ class EvalConfig:
     seed: int = 0
     random_init: bool = False
     skip_missing_images: bool = False
+    restart_on_mismatch: bool = False   # --resume of a run with another identity: start over (reproduce) or refuse
     extra_notes: list[str] = field(default_factory=list)
 
+    def check(self) -> None:
+        """Range-check the numbers (the library API gets the same one-line errors as the CLI)."""
+        if self.precision not in PRECISIONS:
+            raise RefbenchError(f"precision {self.precision!r}: use one of {', '.join(PRECISIONS)}")
+        for name, low in (("batch_size", 1), ("limit", 1), ("workers", 0), ("bootstrap", 0), ("seed", 0)):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise RefbenchError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {value!r}")
+        if self.checkpoint is not None and not Path(self.checkpoint).is_file():
+            raise RefbenchError(f"--checkpoint {self.checkpoint}: no such file")
 
-def _load_weights(model: RISModel, cfg: EvalConfig, info) -> tuple[str | None, str | None, list[str]]:
+
+@dataclass
+class PreparedRun:
+    """Everything step 2 decides; step 3 only executes it."""
+
+    info: ModelInfo
+    model: RISModel
+    split: object
+    protocol: Protocol
+    checkpoint: str | None
+    indices: list[int]
+    batch_size: int
+    identity: RunIdentity
+    notes: list[str]
+    skip_missing_images: bool
+
+
+# ---- step 2: prepare ----------------------------------------------------------------------------------
+def _load_weights(model: RISModel, cfg: EvalConfig, info: ModelInfo) -> tuple[str | None, str | None, list[str]]:
     """Load the checkpoint (explicit, or the model's shipped default); returns path, sha256, notes."""
     path = cfg.checkpoint
     notes: list[str] = []
     if path is None and not cfg.random_init:
-        path = shipped_checkpoint(cfg.model, model.variant)
+        path = info.shipped_checkpoint(model.variant)
         if path is not None:
             notes.append(f"checkpoint: refbench's shipped {cfg.model}/{model.variant} weights ({path.name})")
     if path is None:
         if cfg.random_init:
             return None, None, ["RANDOM WEIGHTS: no checkpoint loaded (--random-init); numbers are meaningless"]
-        ckpts = ", ".join(info.checkpoints) or "a refbench checkpoint"
-        raise RefbenchError(f"model {cfg.model!r} variant {model.variant!r} needs --checkpoint (official files: {ckpts})")
-    if not Path(path).is_file():
-        raise RefbenchError(f"--checkpoint {path}: no such file")
+        official = [c.file for c in info.checkpoints if c.variant == model.variant and c.kind == "official"]
+        raise RefbenchError(f"model {cfg.model!r} variant {model.variant!r} needs --checkpoint (official files: "
+                            f"{', '.join(official) or 'none released; train one with refbench train'})")
     notes += list(model.load_checkpoint(str(path)) or [])
     return str(path), sha256_file(path), notes
 
 
+def _choose_batch_size(model: RISModel, cfg: EvalConfig, dev: torch.device) -> int:
+    if cfg.batch_size is not None:
+        return cfg.batch_size
+    s = model.input_size
+    ids = torch.zeros(1, model.token_length, dtype=torch.long, device=dev)
+
+    def try_batch(b: int) -> None:
+        with torch.no_grad(), autocast(dev, cfg.precision):
+            model(torch.zeros(b, 3, s, s, device=dev), ids.expand(b, -1), torch.ones_like(ids).expand(b, -1))
+
+    return auto_batch_size(dev, try_batch)
+
+
+def prepare(cfg: EvalConfig, dev: torch.device, world: int, reporter: Reporter = SILENT) -> PreparedRun:
+    """Open the split, build and load the model, choose samples and batch size, fix the identity."""
+    from refbench.eval.splits import open_eval_split
+
+    info = get_model_info(cfg.model)
+    variant = info.check_variant(cfg.variant)
+    split = open_eval_split(cfg.split, cfg.data_root, cfg.data_root_explicit, reporter)
+    model = info.build(variant)
+    protocol = get_protocol(cfg.protocol or info.protocol_for(model.variant, split.definition.format))
+    ckpt_path, ckpt_sha, notes = _load_weights(model, cfg, info)
+    notes = list(cfg.extra_notes) + notes
+    protocol = protocol.resolve(model.binarize_rule)
+    model.eval().to(dev)
+
+    samples = split.samples
+    indices = list(range(len(samples)))
+    if cfg.limit is not None:
+        indices = indices[: cfg.limit]
+        notes.append(f"--limit {cfg.limit}: only the first {len(indices)} of {len(samples)} samples")
+    missing = [i for i in indices if not split.image_path(samples[i]).is_file()]
+    if missing:
+        first = split.image_path(samples[missing[0]])
+        if not cfg.skip_missing_images:
+            raise RefbenchError(f"{len(missing)} image file(s) missing, e.g. {first}; fix the image folder "
+                                "or pass --skip-missing-images to evaluate the rest")
+        gone = set(missing)
+        indices = [i for i in indices if i not in gone]
+        notes.append(f"skipped {len(missing)} sample(s) whose image is missing (e.g. {first})")
+    if not indices:
+        raise RefbenchError(f"{split.name}: no sample left to evaluate")
+    batch_size = _choose_batch_size(model, cfg, dev)
+    identity = RunIdentity(
+        model=cfg.model, variant=model.variant, checkpoint_sha256=ckpt_sha, dataset=split.dataset, split=split.split,
+        subset=split.subset, data_root=str(Path(split.data_root).resolve()) if split.data_root else None,
+        annotation_sha256={k: sha256_file(p) for k, p in split.annotation_files.items()},
+        protocol_hash=protocol.hash(), limit=cfg.limit, skipped_samples=len(missing), n_samples=len(indices),
+        split_samples=len(samples), precision=cfg.precision, batch_size=batch_size, world_size=world,
+        input_size=model.input_size)
+    return PreparedRun(info, model, split, protocol, ckpt_path, indices, batch_size, identity, notes, bool(missing))
+
+
+# ---- step 3: score --------------------------------------------------------------------------------------
 def _batches(indices: list[int], size: int) -> list[list[int]]:
     return [indices[k:k + size] for k in range(0, len(indices), size)]
 
 
-def evaluate(cfg: EvalConfig, echo: Callable[[str], None] = click.echo) -> dict | None:
-    """Run one evaluation; returns the results document on the main process (None elsewhere)."""
-    from refbench.data import RISDataset, collate, open_split
+def score(run: PreparedRun, cfg: EvalConfig, ctx: DistContext, dev: torch.device, store: RunStore,
+          done_batches: set[int], acc: RISMetrics, reporter: Reporter = SILENT) -> tuple[int, float]:
+    """Evaluate the batches not done yet; returns (samples scored now, loop seconds)."""
     from refbench.core.tokenize import get_tokenizer
+    from refbench.data import RISDataset, collate
 
-    t_start = time.perf_counter()
-    dev = resolve_device(cfg.device)
-    ctx: DistContext = init_from_env(dev.type == "cuda")
-    try:
-        if ctx.world > 1 and dev.type == "cuda":
-            dev = torch.device("cuda", ctx.local_rank)
-        info = get_model_info(cfg.model)
-        split = open_split(cfg.split, cfg.data_root)
-        model = info.build(cfg.variant)
-        protocol = get_protocol(cfg.protocol or info.protocol_for(model.variant, split.definition.format))
-        ckpt_path, ckpt_sha, notes = _load_weights(model, cfg, info)
-        notes = cfg.extra_notes + notes
-        protocol = protocol.resolve(model.binarize_rule)
-        model.eval().to(dev)
-
-        samples = split.samples
-        indices = list(range(len(samples)))
-        if cfg.limit is not None:
-            if cfg.limit <= 0:
-                raise RefbenchError("--limit must be a positive number of samples")
-            indices = indices[: cfg.limit]
-            notes.append(f"--limit {cfg.limit}: only the first {len(indices)} of {len(samples)} samples")
-        missing = [i for i in indices if not split.image_path(samples[i]).is_file()]
-        if missing:
-            first = split.image_path(samples[missing[0]])
-            if not cfg.skip_missing_images:
-                raise RefbenchError(f"{len(missing)} image file(s) missing, e.g. {first}; fix the image folder "
-                                    "or pass --skip-missing-images to evaluate the rest")
-            gone = set(missing)
-            indices = [i for i in indices if i not in gone]
-            notes.append(f"skipped {len(missing)} sample(s) whose image is missing (e.g. {first})")
-        expected_total = len(indices)
-
-        if cfg.batch_size is None:
-            s = model.input_size
-            ids = torch.zeros(1, model.token_length, dtype=torch.long, device=dev)
-
-            def try_batch(b: int) -> None:
-                with torch.no_grad(), autocast(dev, cfg.precision):
-                    model(torch.zeros(b, 3, s, s, device=dev), ids.expand(b, -1), torch.ones_like(ids).expand(b, -1))
-
-            batch_size = auto_batch_size(dev, try_batch)
-        else:
-            batch_size = cfg.batch_size
-        if batch_size <= 0:
-            raise RefbenchError("--batch-size must be positive")
-
-        settings = {"model": cfg.model, "variant": model.variant, "split_name": split.name,
-                    "checkpoint_sha256": ckpt_sha, "protocol_hash": protocol.hash(), "batch_size": batch_size,
-                    "precision": cfg.precision, "limit": cfg.limit, "world_size": ctx.world,
-                    "input_size": model.input_size, "sample_count": expected_total}
-        store = RunStore(cfg.out, ctx.rank, ctx.world)
-        done, done_batches, resume_notes = store.start(settings, cfg.resume, ctx.barrier)
-        notes += resume_notes
-
-        acc = RISMetrics(protocol)
-        acc.add_records(done)
-        my_batches = _batches(shard(indices, ctx.rank, ctx.world), batch_size)
-        todo = [k for k in range(len(my_batches)) if k not in done_batches and -1 not in done_batches]
-
-        tokenizer = get_tokenizer(model.text_encoder_kind, model.token_length)
-        # missing images were reported and removed from `indices` above
-        dataset = RISDataset(split, protocol, tokenizer=tokenizer, input_size=model.input_size,
-                             skip_missing_images=bool(missing))
-        workers = cfg.workers if cfg.workers is not None else min(4, max(1, (torch.get_num_threads() or 2)))
-        loader = DataLoader(dataset, batch_sampler=[my_batches[k] for k in todo], collate_fn=collate,
-                            num_workers=workers, pin_memory=dev.type == "cuda",
-                            persistent_workers=False)
-        n_todo = sum(len(my_batches[k]) for k in todo)
-        t_loop = time.perf_counter()
-        n_done_now = 0
-        show = ctx.is_main and n_todo > 0
-        bar = click.progressbar(length=n_todo, label=f"eval {cfg.model} on {split.name}", file=sys.stderr,
-                                show_pos=True, item_show_func=lambda _: _progress_text(acc, n_done_now, t_loop)) \
-            if show else None
-        if bar is not None:
-            bar.__enter__()
+    my_batches = _batches(shard(run.indices, ctx.rank, ctx.world), run.batch_size)
+    todo = [k for k in range(len(my_batches)) if k not in done_batches and -1 not in done_batches]
+    tokenizer = get_tokenizer(run.model.text_encoder_kind, run.model.token_length)
+    dataset = RISDataset(run.split, run.protocol, tokenizer=tokenizer, input_size=run.model.input_size,
+                         skip_missing_images=run.skip_missing_images)
+    workers = cfg.workers if cfg.workers is not None else min(4, max(1, (torch.get_num_threads() or 2)))
+    loader = DataLoader(dataset, batch_sampler=[my_batches[k] for k in todo], collate_fn=collate,
+                        num_workers=workers, pin_memory=dev.type == "cuda", persistent_workers=False)
+    n_todo = sum(len(my_batches[k]) for k in todo)
+    t0, n_now = time.perf_counter(), 0
+    label = f"eval {cfg.model} on {run.split.name}"
+    with (reporter.progress(n_todo, label) if ctx.is_main else SILENT.progress(n_todo, label)) as advance:
         try:
-            with torch.no_grad():
-                for k, batch in zip(todo, loader):
-                    images = batch["image"].to(dev, non_blocking=True)
-                    with autocast(dev, cfg.precision):
-                        logits = model(images, batch["input_ids"].to(dev), batch["attention_mask"].to(dev))
-                    pred = masks_on_canvas(logits, protocol, batch.get("orig_size"), batch.get("letterbox"))
-                    gt = batch["mask"]
-                    gt = gt.to(dev) if isinstance(gt, torch.Tensor) else [g.to(dev) for g in gt]
-                    part = RISMetrics(protocol)
-                    part.update(pred, gt, batch["sample_id"], batch["type"])
-                    store.append_batch(k, part.records)
-                    acc.add_records(part.records)
-                    n_done_now += len(part.records)
-                    if bar is not None:
-                        bar.update(len(part.records), None)
+            for k, (batch, pred) in zip(todo, predict_batches(run.model, loader, run.protocol, dev, cfg.precision)):
+                part = RISMetrics(run.protocol)
+                part.update(pred, gt_on_device(batch, dev), batch["sample_id"], batch["type"])
+                store.append_batch(k, part.records)
+                acc.add_records(part.records)
+                n_now += len(part.records)
+                advance(len(part.records), _progress_text(acc, n_now, t0))
         finally:
-            if bar is not None:
-                bar.__exit__(None, None, None)
             store.close()
-        loop_time = time.perf_counter() - t_loop
-
-        merged = all_gather_metrics(acc, dev if dev.type == "cuda" else "cpu")
-        rec = merged.records
-        if len(rec) != expected_total:
-            raise RefbenchError(f"scored {len(rec)} samples but the split has {expected_total}; "
-                                "the run is incomplete (re-run with --resume)")
-        if not ctx.is_main:
-            return None
-        report = merged.report()
-        report.notes.extend(notes)
-        if model.input_size != (protocol.canvas or model.input_size):
-            report.notes.append(f"model input {model.input_size}x{model.input_size}; logits resized bilinearly "
-                                f"(align_corners=True) to the {protocol.canvas}x{protocol.canvas} canvas")
-        ci = bootstrap_ci(rec, protocol, n_resamples=cfg.bootstrap, seed=cfg.seed) if cfg.bootstrap > 0 else None
-        wall = time.perf_counter() - t_start
-        doc = results_document(
-            report, "eval", ci,
-            f"percentile bootstrap over sentences, {cfg.bootstrap} resamples, seed {cfg.seed}" if ci else None,
-            model=cfg.model, variant=model.variant, checkpoint=ckpt_path, checkpoint_sha256=ckpt_sha,
-            dataset=split.dataset, split=split.split, subset=split.subset, split_name=split.name,
-            data_root=str(split.data_root) if split.data_root else None,
-            annotation_files={k: str(p) for k, p in split.annotation_files.items()},
-            annotation_sha256={k: sha256_file(p) for k, p in split.annotation_files.items()},
-            expected_sentences=split.expected_sentences, n_samples=len(rec), limit=cfg.limit,
-            device=device_description(dev), precision=cfg.precision, batch_size=batch_size,
-            world_size=ctx.world, model_input_size=model.input_size,
-            wall_time_s=round(wall, 3), samples_per_s=round(n_done_now / loop_time, 3) if loop_time > 0 and n_done_now else None,
-            config={k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
-        )
-        store.finalize(rec, doc)
-        echo(metrics_table(report, ci, title=f"{cfg.model} ({model.variant}) on {split.name}"))
-        echo(f"wrote {store.results_json} and {store.records_jsonl}")
-        return doc
-    finally:
-        ctx.close()
+    return n_now, time.perf_counter() - t0
 
 
 def _progress_text(acc: RISMetrics, n_now: int, t0: float) -> str:
@@ -224,3 +211,91 @@ def _progress_text(acc: RISMetrics, n_now: int, t0: float) -> str:
     r = acc.running()
     rate = f"{n_now / dt:.1f} samples/s" if dt > 0 and n_now else ""
     return f"{rate}  oIoU {r['oIoU']:.2f}  mIoU {r['mIoU']:.2f}"
+
+
+# ---- step 4: finish -------------------------------------------------------------------------------------
+def finish(run: PreparedRun, cfg: EvalConfig, acc: RISMetrics, dev: torch.device, n_now: int, loop_s: float,
+           wall_s: float) -> ResultsDoc:
+    rec = acc.records
+    report = acc.report()
+    report.notes.extend(run.notes)
+    if run.model.input_size != (run.protocol.canvas or run.model.input_size):
+        report.notes.append(f"model input {run.model.input_size}x{run.model.input_size}; logits resized bilinearly "
+                            f"(align_corners=True) to the {run.protocol.canvas}x{run.protocol.canvas} canvas")
+    ci = bootstrap_ci(rec, run.protocol, n_resamples=cfg.bootstrap, seed=cfg.seed) if cfg.bootstrap > 0 else None
+    provenance = {"checkpoint": run.checkpoint, "split_name": run.split.name,
+                  "annotation_files": {k: str(p) for k, p in run.split.annotation_files.items()},
+                  "expected_sentences": run.split.expected_sentences, "device": device_description(dev),
+                  "wall_time_s": round(wall_s, 3),
+                  "samples_per_s": round(n_now / loop_s, 3) if loop_s > 0 and n_now else None,
+                  "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}}
+    method = f"percentile bootstrap over sentences, {cfg.bootstrap} resamples, seed {cfg.seed}" if ci else None
+    return new_results(report, "eval", run.identity, ci, method, provenance)
+
+
+def _finished_with(store: RunStore, identity: RunIdentity) -> ResultsDoc | None:
+    """The run's results when it finished with exactly ``identity`` (and its records are there), else None."""
+    from refbench.core.results import first_difference, read_results
+
+    if not store.results_json.is_file() or not store.records_jsonl.is_file():
+        return None
+    doc = read_results(store.results_json)
+    return doc if first_difference(doc.identity, identity) is None else None
+
+
+def evaluate(cfg: EvalConfig, reporter: Reporter = SILENT) -> ResultsDoc | None:
+    """Run one evaluation; returns the results document on the main process (None elsewhere)."""
+    t_start = time.perf_counter()
+    cfg.check()
+    check_output(cfg.out, "--out", inputs=[cfg.data_root, cfg.checkpoint])
+    store_probe = RunStore(cfg.out)
+    store_probe.check(cfg.resume)
+    dev = resolve_device(cfg.device)
+    ctx = init_from_env(dev.type == "cuda")
+    try:
+        if ctx.world > 1 and dev.type == "cuda":
+            dev = torch.device("cuda", ctx.local_rank)
+        run = prepare(cfg, dev, ctx.world, reporter)
+        store = RunStore(cfg.out, ctx.rank, ctx.world)
+        resume = cfg.resume
+        if resume and cfg.restart_on_mismatch and ctx.world == 1:
+            finished = _finished_with(store, run.identity)
+            if finished is not None:  # reproduce: a cell finished with exactly this identity is used as it is
+                return finished
+        if resume and cfg.restart_on_mismatch:
+            why = store.mismatch(run.identity)
+            if why is not None:
+                ctx.barrier()
+                if ctx.is_main:
+                    store.clear()
+                    reporter.message(f"{cfg.out}: the earlier run had {why}; starting over")
+                    run.notes.append(f"restarted: the earlier run in this folder had {why}")
+                resume = False
+                ctx.barrier()
+        done, done_batches, resume_notes = store.start(run.identity, resume, ctx.barrier)
+        run.notes += resume_notes
+        acc = RISMetrics(run.protocol)
+        acc.add_records(done)
+        n_now, loop_s = score(run, cfg, ctx, dev, store, done_batches, acc, reporter)
+        merged = all_gather_metrics(acc, dev if dev.type == "cuda" else "cpu")
+        if len(merged.records) != len(run.indices):
+            raise RefbenchError(f"scored {len(merged.records)} samples but the run has {len(run.indices)}; "
+                                "the run is incomplete (re-run with --resume)")
+        if not ctx.is_main:
+            return None
+        doc = finish(run, cfg, merged, dev, n_now, loop_s, time.perf_counter() - t_start)
+        store.finalize(merged.records, doc)
+        reporter.message(results_table(doc, title=f"{cfg.model} ({run.model.variant}) on {run.split.name}"))
+        reporter.message(f"wrote {store.results_json} and {store.records_jsonl}")
+        return doc
+    finally:
+        ctx.close()
+
+
+def default_out(model: str, variant: str | None, split: str) -> Path:
+    """``runs/<model>-<variant>/<split>`` with ``/`` and ``:`` made file-name safe."""
+    safe = split.replace("/", "_").replace(":", "_")
+    return Path("runs") / f"{model}-{variant or 'default'}" / safe
+
+
+__all__ = ["EvalConfig", "PreparedRun", "evaluate", "prepare", "score", "finish", "default_out"]

@@ -3,7 +3,8 @@
     from refbench.tables import published_tables, render
     print(render(published_tables("magnet", "1"), "latex"))
 
-Modules: ``layouts`` (columns, labels, marks and captions of every paper table), ``grid``
+Table layouts and numbers are data (``leaderboards/papers/<paper>/``); ``select`` picks tables
+by name, ``grid``
 (the renderable Table and how a published table becomes one), ``latex`` / ``markdown`` /
 ``csv_out`` (renderers), ``compare`` (published vs reproduced, CIs, paired tests),
 ``conflicts`` (numbers the papers report under different metrics), ``plots`` (PNG figures).
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from refbench.core.errors import RefbenchError
 from refbench.tables.grid import Table, build_published
-from refbench.tables.layouts import LAYOUTS, Layout, get_layout, parse_table_ref, resolve_tables
+from refbench.tables.select import get_layout, parse_table_ref, resolve_tables
 
 FORMATS = ("markdown", "latex", "csv")
 
@@ -21,7 +22,7 @@ def published_tables(paper: str, table: str | None = None) -> list[Table]:
     """The paper's table(s) laid out as printed (``table=None``: all; ``"3"``: 3a–3f)."""
     import leaderboards
 
-    return [build_published(lay, leaderboards.published(lay.paper, lay.table)) for lay in resolve_tables(paper, table)]
+    return [build_published(lay, leaderboards.numbers(lay.paper, lay.table)) for lay in resolve_tables(paper, table)]
 
 
 def render(tables: list[Table], fmt: str, standalone: bool = False) -> str:
@@ -39,5 +40,5 @@ def render(tables: list[Table], fmt: str, standalone: bool = False) -> str:
     return "\n".join(render_csv(t) for t in tables)
 
 
-__all__ = ["FORMATS", "LAYOUTS", "Layout", "Table", "build_published", "get_layout", "parse_table_ref",
+__all__ = ["FORMATS", "Table", "build_published", "get_layout", "parse_table_ref",
            "published_tables", "render", "resolve_tables"]

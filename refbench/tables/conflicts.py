@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import leaderboards
 from leaderboards import PublishedNumber
 from refbench.tables.grid import Cell, Row, Table
-from refbench.tables.layouts import LAYOUTS
 
 
 @dataclass
@@ -31,8 +30,9 @@ class Conflict:
 
 
 def _comparable(numbers: list[PublishedNumber] | None) -> list[PublishedNumber]:
-    nums = leaderboards.published() if numbers is None else numbers
-    return [n for n in nums if LAYOUTS[f"{n.paper}:{n.table}"].kind == "main" and n.method_key]
+    nums = leaderboards.numbers() if numbers is None else numbers
+    kinds = {lay.key: lay.kind for lay in leaderboards.layouts()}
+    return [n for n in nums if kinds[f"{n.paper}:{n.table}"] == "main" and n.method_key]
 
 
 def metric_conflicts(numbers: list[PublishedNumber] | None = None) -> list[Conflict]:

@@ -3,16 +3,16 @@
 :class:`Table` is what every renderer (``latex``, ``markdown``, ``csv_out``) consumes:
 descriptive label columns, value columns under optional header groups, cells with their
 best/second-best mark, and the caption and notes.  :func:`build_published` lays out a
-paper's numbers with its :class:`~refbench.tables.layouts.Layout`.
+paper's numbers with its :class:`leaderboards.Layout`.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 
-from leaderboards import SOURCES, WORD_METRICS, PublishedNumber, parse_setting
+import leaderboards
+from leaderboards import WORD_METRICS, Layout, PublishedNumber, parse_setting
 from refbench.core.errors import RefbenchError
-from refbench.tables.layouts import Layout
 
 EMPTY = "-"
 
@@ -138,7 +138,8 @@ def build_published(layout: Layout, numbers: list[PublishedNumber]) -> Table:
             hits = [j for j, col in enumerate(layout.columns) if col.holds(n.dataset, n.split, n.subset, n.metric)]
             if len(hits) != 1:
                 raise RefbenchError(f"{layout.key} row {r}: {n.split_name} {n.metric} fits {len(hits)} columns of "
-                                    "the layout (expected exactly one); fix refbench/tables/layouts.py")
+                                    "the layout (expected exactly one); fix the table's columns in leaderboards/papers/"
+                                    f"{layout.paper}/tables.json")
             if cells[hits[0]].number is not None:
                 raise RefbenchError(f"{layout.key} row {r}: two numbers for column {layout.columns[hits[0]].label!r}")
             cells[hits[0]] = Cell(text=n.text, number=n)
@@ -153,7 +154,7 @@ def build_published(layout: Layout, numbers: list[PublishedNumber]) -> Table:
         _mark(rows, groups, second=layout.marks == "bold+underline")
     if layout.delta:
         _deltas(rows, groups, layout.delta)
-    title = f"{SOURCES[layout.paper].split(':')[0]} Table {layout.table}"
+    title = f"{leaderboards.bundle(layout.paper).title.split(':')[0]} Table {layout.table}"
     marks = {"none": "", "bold": " Bold: best",
              "bold+underline": " Bold: best, underlined: second best"}[layout.marks]
     if marks:

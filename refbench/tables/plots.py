@@ -6,27 +6,59 @@
 * :func:`plot_precision_curve` — P@X for X in [0, 1] (share of sentences with IoU >= X, or
   > X per protocol), the papers' P@0.5…0.9 marked.
 * :func:`plot_overlays` — a grid, one row per chosen sample: image | GT | prediction.
+
+Text from results files, records, sample ids and sentences is shown as it is: every ``$`` is
+escaped (:func:`plain`), so matplotlib never parses it as math (``$x^2$`` stays ``$x^2$``, and
+an unbalanced ``$\\frac{$`` cannot make the renderer fail), and figures are drawn with
+``text.usetex`` off whatever the user's matplotlibrc says, so no string reaches TeX.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from refbench.core.errors import RefbenchError
+from refbench.core.outdir import check_output
+
+F = TypeVar("F", bound=Callable)
 
 GT_COLOR = np.array([0, 200, 0], dtype=np.float64)
 PRED_COLOR = np.array([230, 40, 40], dtype=np.float64)
 PAPER_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-def _save(fig: Figure, out: str | Path, dpi: int = 120) -> Path:
+def plain(text: object) -> str:
+    """``text`` for a matplotlib label, shown literally: each ``$`` escaped, so it is never math."""
+    return str(text).replace("$", r"\$")
+
+
+def _no_tex(fn: F) -> F:
+    """Run a plotting function with ``text.usetex`` off (a user's matplotlibrc may turn it on)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context({"text.usetex": False}):
+            return fn(*args, **kwargs)
+    return wrapper  # type: ignore[return-value]
+
+
+def check_png_out(out: str | Path) -> Path:
+    """Refuse, before any work, an ``--out`` that is not a writable ``.png`` file path."""
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise RefbenchError(f"--out {out}: figures are written as PNG; give a file name ending in .png")
+    check_output(out, "--out", folder=False)
+    return out
+
+
+def _save(fig: Figure, out: str | Path, dpi: int = 120) -> Path:
+    out = check_png_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
     fig.savefig(out, dpi=dpi, bbox_inches="tight")
@@ -44,18 +76,37 @@ class BarPoint:
     source: str = ""
 
 
+def _finite(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def _check_point(p: BarPoint) -> None:
+    """Values and CI of a bar pair must be finite numbers (or None): a NaN or a string from a
+    results file would otherwise break the axis limits deep inside matplotlib."""
+    where = p.source or p.label
+    for name, v in (("published", p.published), ("reproduced", p.reproduced)):
+        if v is not None and not _finite(v):
+            raise RefbenchError(f"{where}: {name} value {v!r} is not a finite number; fix the results file")
+    if p.ci is not None and (len(p.ci) != 2 or any(v is not None and not _finite(v) for v in p.ci)):
+        raise RefbenchError(f"{where}: CI {p.ci!r} is not a pair of finite numbers [low, high]; fix the results file")
+
+
+@_no_tex
 def plot_published_vs_reproduced(points: list[BarPoint], metric: str, out: str | Path, title: str = "",
                                  published_label: str = "published") -> Path:
     """Grouped bars: published (grey) vs reproduced (blue, with 95% CI whiskers); Δ above each pair."""
     if not points:
         raise RefbenchError("nothing to plot: no run has a value for this metric")
+    for p in points:
+        _check_point(p)
+    check_png_out(out)
     fig = Figure(figsize=(max(4.0, 1.3 * len(points) + 1.5), 4.2))
     ax = fig.subplots()
     x = np.arange(len(points))
     w = 0.38
     pub = np.array([np.nan if p.published is None else p.published for p in points])
     rep = np.array([np.nan if p.reproduced is None else p.reproduced for p in points])
-    ax.bar(x - w / 2, pub, w, color="0.65", label=published_label)
+    ax.bar(x - w / 2, pub, w, color="0.65", label=plain(published_label))
     def whisker(p: BarPoint, k: int) -> float:
         if not p.ci or p.ci[k] is None or p.reproduced is None:
             return 0.0
@@ -73,33 +124,35 @@ def plot_published_vs_reproduced(points: list[BarPoint], metric: str, out: str |
             ax.text(x[i], max(p.published, p.reproduced + hi[i]) + 0.01 * top, f"Δ {p.reproduced - p.published:+.2f}",
                     ha="center", va="bottom", fontsize=8)
     long_labels = max(len(line) for p in points for line in p.label.split("\n")) > 16
-    ax.set_xticks(x, [p.label for p in points], fontsize=8, rotation=20 if long_labels else 0,
+    ax.set_xticks(x, [plain(p.label) for p in points], fontsize=8, rotation=20 if long_labels else 0,
                   ha="right" if long_labels else "center")
-    ax.set_ylabel(f"{metric} (%)")
+    ax.set_ylabel(plain(f"{metric} (%)"))
     ax.set_ylim(0, min(100.0, top * 1.12) if top > 0 else 1.0)
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(title or f"{metric}: published vs reproduced", fontsize=10)
+    ax.set_title(plain(title or f"{metric}: published vs reproduced"), fontsize=10)
     return _save(fig, out)
 
 
+@_no_tex
 def plot_iou_histogram(series: dict[str, np.ndarray], out: str | Path, bins: int = 20, title: str = "") -> Path:
     """Histogram of per-sentence IoU in [0, 1] for each run (share of sentences per bin, in %)."""
     if not series or all(len(v) == 0 for v in series.values()):
         raise RefbenchError("nothing to plot: the runs have no targeted samples")
     if bins < 1:
         raise RefbenchError("--bins must be at least 1")
+    check_png_out(out)
     fig = Figure(figsize=(6.0, 4.0))
     ax = fig.subplots()
     edges = np.linspace(0.0, 1.0, bins + 1)
     for label, iou in series.items():
         weights = np.full(len(iou), 100.0 / max(len(iou), 1))
         ax.hist(np.clip(iou, 0.0, 1.0), bins=edges, weights=weights, histtype="step", linewidth=1.6,
-                label=f"{label} (n={len(iou)}, mean {100 * iou.mean():.2f})")
+                label=plain(f"{label} (n={len(iou)}, mean {100 * iou.mean():.2f})"))
     ax.set_xlabel("IoU per sentence")
     ax.set_ylabel("sentences (%)")
     ax.set_xlim(0, 1)
     ax.legend(fontsize=8, loc="upper left")
-    ax.set_title(title or "IoU histogram", fontsize=10)
+    ax.set_title(plain(title or "IoU histogram"), fontsize=10)
     return _save(fig, out)
 
 
@@ -114,16 +167,18 @@ def precision_at(iou: np.ndarray, thresholds: np.ndarray, compare: str = ">=") -
     return 100.0 * (len(s) - np.searchsorted(s, thresholds, side=side)) / len(s)
 
 
+@_no_tex
 def plot_precision_curve(series: dict[str, tuple[np.ndarray, str]], out: str | Path, title: str = "") -> Path:
     """P@X curves (X from 0 to 1) per run; the papers' thresholds 0.5…0.9 are marked with their values."""
     if not series or all(len(v[0]) == 0 for v in series.values()):
         raise RefbenchError("nothing to plot: the runs have no targeted samples")
+    check_png_out(out)
     fig = Figure(figsize=(6.0, 4.0))
     ax = fig.subplots()
     xs = np.linspace(0.0, 1.0, 201)
     marks = np.array(PAPER_THRESHOLDS)
     for label, (iou, compare) in series.items():
-        line, = ax.plot(xs, precision_at(iou, xs, compare), linewidth=1.6, label=f"{label} (IoU {compare} X)")
+        line, = ax.plot(xs, precision_at(iou, xs, compare), linewidth=1.6, label=plain(f"{label} (IoU {compare} X)"))
         pm = precision_at(iou, marks, compare)
         ax.plot(marks, pm, "o", color=line.get_color(), markersize=4)
         for t, v in zip(marks, pm):
@@ -135,7 +190,7 @@ def plot_precision_curve(series: dict[str, tuple[np.ndarray, str]], out: str | P
     ax.set_ylim(0, 102)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
-    ax.set_title(title or "Precision at IoU threshold", fontsize=10)
+    ax.set_title(plain(title or "Precision at IoU threshold"), fontsize=10)
     return _save(fig, out)
 
 
@@ -178,10 +233,12 @@ def _wrap(text: str, width: int = 38) -> str:
     return "\n".join(lines[:3]) + (" …" if len(lines) > 3 else "")
 
 
+@_no_tex
 def plot_overlays(samples: list[OverlaySample], out: str | Path, title: str = "") -> Path:
     """One row per sample: the image (sentence above), GT in green, prediction in red with its IoU."""
     if not samples:
         raise RefbenchError("no samples to show; pick some with --ids or --select")
+    check_png_out(out)
     aspect = max(s.gt.shape[0] / max(s.gt.shape[1], 1) for s in samples)  # height / width of the panels
     fig = Figure(figsize=(9.0, (2.6 * min(max(aspect, 0.3), 2.0) + 0.7) * len(samples) + 0.4), layout="constrained")
     axes = fig.subplots(len(samples), 3, squeeze=False)
@@ -192,11 +249,11 @@ def plot_overlays(samples: list[OverlaySample], out: str | Path, title: str = ""
                   (blend(s.image, s.pred, PRED_COLOR), f"prediction, IoU {s.iou:.3f}")]
         for ax, (img, label) in zip(row, panels):
             ax.imshow(img)
-            ax.set_title(label, fontsize=8)
+            ax.set_title(plain(label), fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(plain(title), fontsize=10)
     return _save(fig, out, dpi=100)
 
 
@@ -240,7 +297,7 @@ def iou_series(paths: list[str | Path]) -> tuple[dict[str, tuple[np.ndarray, str
             run = runs[p]
             rec = run.records()
             label = run.label + (f" {run.split_name}" if run.split_name else "")
-            compare = run.protocol.p_compare if run.protocol else ">="
+            compare = run.doc.protocol.p_compare
         targeted = rec.type != 0
         if (~targeted).any():
             notes.append(f"{label}: {int((~targeted).sum())} zero-target samples left out")
@@ -274,8 +331,7 @@ def load_overlay_samples(gt_dir: Path, pred_dir: Path, images_dir: Path | None =
     ``ids`` picks samples by id; otherwise ``select`` picks ``n`` by IoU.  Masks are resized
     (nearest) to the image size when an image directory is given.
     """
-    from PIL import Image
-
+    from refbench.data.transforms import decode, open_image
     from refbench.score import list_masks, read_mask_png
 
     gts = list_masks(gt_dir, "GT")
@@ -304,8 +360,9 @@ def load_overlay_samples(gt_dir: Path, pred_dir: Path, images_dir: Path | None =
             raise RefbenchError(f"sample {sid!r}: prediction {preds[sid]} and GT {gts[sid]} differ in size")
         image = None
         if images_dir is not None:
-            with Image.open(_image_file(images_dir, sid)) as im:
-                image = np.asarray(im.convert("RGB"))
+            path = _image_file(images_dir, sid)
+            with open_image(path) as im:  # header first: the pixel limit holds before decoding
+                image = np.asarray(decode(im, path, mode="RGB"))
             size = (image.shape[1], image.shape[0])
             gt, pred = _resize_mask(gt, size), _resize_mask(pred, size)
         out.append(OverlaySample(sid, gt, pred, image, (sentences or {}).get(sid, "")))

@@ -24,15 +24,15 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
-import click
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from refbench.core.errors import RefbenchError
+from refbench.core.outdir import MARKER, check_output, is_refbench_output, mark_output
+from refbench.core.progress import SILENT, Reporter
 from refbench.eval.device import autocast, device_description, resolve_device
 from refbench.eval.distributed import init_from_env
 from refbench.metrics.accumulator import RISMetrics
@@ -53,6 +53,7 @@ class TrainConfig:
     val: str | None = None            # default: <dataset>'s val split
     variant: str = "paper"
     data_root: str | None = None
+    data_root_explicit: bool = True
     device: str | None = None
     precision: str = "fp32"
     seed: int = 0
@@ -109,15 +110,11 @@ def _atomic_save(obj, path: Path) -> None:
 
 def _build_for_training(info, variant: str, recipe: TrainRecipe, model_args: dict) -> RISModel:
     """The model at the recipe's input size with the recipe's training-only overrides (those the
-    model's config has; e.g. ``ce_class_weights`` exists for LAVT/DMMI/JMCELN, not for MagNet) and
+    variant's config has; e.g. ``ce_class_weights`` exists for LAVT/DMMI/JMCELN, not for MagNet) and
     the user's ``--model-arg`` settings (passed as given)."""
-    import dataclasses
-
-    probe = info.build(variant, input_size=recipe.input_size, **model_args)
-    config = getattr(probe, "config", None)
-    names = {f.name for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config) else set()
-    extra = {k: v for k, v in recipe.model_overrides if k in names and k not in model_args}
-    return info.build(variant, input_size=recipe.input_size, **model_args, **extra) if extra else probe
+    fields = info.config_fields(variant)
+    extra = {k: v for k, v in recipe.model_overrides if k in fields and k not in model_args}
+    return info.build(variant, input_size=recipe.input_size, **model_args, **extra)
 
 
 def epoch_order(n: int, epoch: int, seed: int) -> list[int]:
@@ -140,43 +137,46 @@ def validate(model: RISModel, split, protocol, tokenizer, dev, precision: str, b
              limit: int | None) -> dict:
     """mIoU/oIoU/P@X of ``model`` on ``split`` (first ``limit`` samples) under ``protocol``."""
     from refbench.data import RISDataset, collate
-    from refbench.eval.postprocess import masks_on_canvas
+    from refbench.eval.predict import gt_on_device, predict_batches
 
     idx = list(range(len(split.samples)))[:limit]
     ds = RISDataset(split, protocol, tokenizer=tokenizer, input_size=model.input_size)
     loader = DataLoader(ds, batch_sampler=[idx[k:k + batch_size] for k in range(0, len(idx), batch_size)],
                         collate_fn=collate, num_workers=0)
     acc = RISMetrics(protocol)
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        for batch in loader:
-            with autocast(dev, precision):
-                logits = model(batch["image"].to(dev), batch["input_ids"].to(dev), batch["attention_mask"].to(dev))
-            pred = masks_on_canvas(logits, protocol, batch.get("orig_size"), batch.get("letterbox"))
-            gt = batch["mask"]
-            acc.update(pred, gt.to(dev) if isinstance(gt, torch.Tensor) else [g.to(dev) for g in gt],
-                       batch["sample_id"], batch["type"])
-    model.train(was_training)
+    for batch, pred in predict_batches(model, loader, protocol, dev, precision):
+        acc.update(pred, gt_on_device(batch, dev), batch["sample_id"], batch["type"])
     return acc.compute()
 
 
-def train(cfg: TrainConfig, echo: Callable[[str], None] = click.echo) -> dict:
-    """Train ``cfg.model`` with its paper recipe; returns the summary written to OUT/train.json."""
-    from refbench.data import RISDataset, collate, open_split
-    from refbench.core.tokenize import get_tokenizer
-    from refbench.core.checkpoint import save_checkpoint
-
-    dev = resolve_device(cfg.device)
-    ctx = init_from_env(dev.type == "cuda")
-    if ctx.world > 1 and dev.type == "cuda":
-        dev = torch.device("cuda", ctx.local_rank)
+def check_out(cfg: TrainConfig) -> Path:
+    """Refuse, before any work, an --out that is a file, unwritable, overlaps the inputs, holds another
+    training run (without --resume) or holds files refbench did not make."""
     out = Path(cfg.out)
+    check_output(out, "--out", inputs=[cfg.data_root, cfg.init_checkpoint])
     state_path = out / "state.pt"
     if state_path.exists() and not cfg.resume:
         raise RefbenchError(f"{out} already holds a training run; pass --resume to continue it or choose a new --out")
     if cfg.resume and not state_path.exists():
         raise RefbenchError(f"--resume: {state_path} does not exist; start without --resume")
+    if not cfg.resume and out.is_dir() and any(out.iterdir()) and not is_refbench_output(out):
+        raise RefbenchError(f"--out {out} holds files refbench did not make (no {MARKER}); choose a new --out")
+    return out
+
+
+def train(cfg: TrainConfig, reporter: Reporter = SILENT) -> dict:
+    """Train ``cfg.model`` with its paper recipe; returns the summary written to OUT/train.json."""
+    from refbench.core.checkpoint import save_checkpoint
+    from refbench.core.tokenize import get_tokenizer
+    from refbench.data import RISDataset, collate
+    from refbench.eval.splits import open_eval_split
+
+    out = check_out(cfg)
+    state_path = out / "state.pt"
+    dev = resolve_device(cfg.device)
+    ctx = init_from_env(dev.type == "cuda")
+    if ctx.world > 1 and dev.type == "cuda":
+        dev = torch.device("cuda", ctx.local_rank)
     try:
         recipe = _resolve_recipe(cfg)
         info = get_model_info(cfg.model)
@@ -191,9 +191,9 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] = click.echo) -> dict:
 
         base_protocol = get_protocol(info.protocol_for(cfg.variant, None)).resolve(model.binarize_rule)
         train_protocol = base_protocol.replace(input_size=model.input_size, canvas=model.input_size)
-        train_split = open_split(cfg.dataset, cfg.data_root)
+        train_split = open_eval_split(cfg.dataset, cfg.data_root, cfg.data_root_explicit, reporter)
         val_name = cfg.val or f"{train_split.dataset}/{recipe.select_split}"
-        val_split = open_split(val_name, cfg.data_root)
+        val_split = open_eval_split(val_name, cfg.data_root, cfg.data_root_explicit, reporter)
         tokenizer = get_tokenizer(model.text_encoder_kind, recipe.token_length)
         train_ds = RISDataset(train_split, train_protocol, tokenizer=tokenizer, input_size=model.input_size)
 
@@ -240,6 +240,8 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] = click.echo) -> dict:
             notes.append(f"resumed at optimizer step {step} (epoch {epoch}, micro-batch {micro_in_epoch})")
         else:
             out.mkdir(parents=True, exist_ok=True)
+            if ctx.is_main and not is_refbench_output(out):
+                mark_output(out, "train-run", model=cfg.model, variant=cfg.variant)
             (out / "log.jsonl").write_text("")
         if ctx.is_main:
             write_json_atomic(out / "config.json", {"config": _jsonable(asdict(cfg)), "recipe": recipe.to_dict(),
@@ -267,7 +269,7 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] = click.echo) -> dict:
             log.write(json.dumps(row) + "\n")
             log.flush()
             score = metrics.get(recipe.select_metric)
-            echo(f"step {step} epoch {epoch}: val " + "  ".join(f"{k} {v:.2f}" for k, v in metrics.items()
+            reporter.message(f"step {step} epoch {epoch}: val " + "  ".join(f"{k} {v:.2f}" for k, v in metrics.items()
                                                                  if v is not None))
             if score is not None and (best is None or score > best["score"]):
                 best = {"score": score, "metric": recipe.select_metric, "epoch": epoch, "step": step,
@@ -318,7 +320,7 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] = click.echo) -> dict:
                     log.flush()
                 if ctx.is_main and (step % cfg.log_every == 0 or step == 1):
                     rate = step / max(1e-9, time.perf_counter() - t0)
-                    echo(f"step {step}/{total_steps} epoch {epoch} " +
+                    reporter.message(f"step {step}/{total_steps} epoch {epoch} " +
                          " ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("step", "epoch", "lr")) +
                          f" lr {row['lr']:.2e} ({rate:.2f} steps/s)")
                 if step % cfg.save_every == 0:
