@@ -8,12 +8,15 @@ From finished `refbench train` runs of the tiny variants (RUNS/<model>/best.pt, 
 2. evaluate the shipped file with `refbench eval` on synth/val, synth/testA, synth/testB
    -> leaderboards/reproduced/synth/<model>-tiny/<split>/{results.json, records.jsonl};
 3. score the trivial predictors (empty, full image, largest object) on the same splits;
-4. write leaderboards/published/refbench.csv (the table `refbench table --paper refbench --table
+4. write leaderboards/papers/refbench/numbers.csv (the table `refbench table --paper refbench --table
    synth` shows and `refbench reproduce refbench:synth` / `make demo` regenerate), copy each run's
    train.json, log.jsonl and loss curve to leaderboards/reproduced/training/<model>-tiny/, and list
    everything in leaderboards/reproduced/index.json.
 
-    python scripts/make_reference.py --runs /work/final --data-root /work/data/synth
+    python scripts/make_reference.py --runs RUNS --data-root DATA      # after training (steps 1-4)
+    python scripts/make_reference.py --data-root DATA                  # re-measure the shipped files (2-4)
+
+DATA is a data root holding the default synthetic benchmark (`refbench build-dataset synth --out DATA`).
 """
 from __future__ import annotations
 
@@ -65,7 +68,8 @@ def training_entry(model: str, tdir: Path) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--runs", required=True, type=Path)
+    ap.add_argument("--runs", type=Path, default=None,
+                    help="finished training runs RUNS/<model>/ to export; without it the shipped weights are re-measured")
     ap.add_argument("--data-root", required=True)
     ap.add_argument("--models", nargs="*", default=list(MODELS))
     args = ap.parse_args()
@@ -79,19 +83,20 @@ def main() -> int:
     rows: list[tuple[str, str, dict[str, dict]]] = []  # (key, display, {split: metrics})
     index_runs, index_training = [], []
     for model in args.models:
-        run = args.runs / model
-        m = build_model(model, "tiny")
-        weights = ROOT / "baselines" / model / "weights"
-        weights.mkdir(exist_ok=True)
-        dst = weights / f"{model}_tiny_synth.pt"
-        summary = json.loads((run / "train.json").read_text())
-        export_compact(run / "best.pt", dst, used_token_ids(m.text_encoder_kind, m.token_length, args.data_root),
-                       trained_on="synth/train (small, seed 0)", best=summary["best"])
-        print(f"{model}: shipped {dst} ({dst.stat().st_size / 2**20:.1f} MiB)")
         tdir = reproduced / "training" / f"{model}-tiny"
-        tdir.mkdir(parents=True, exist_ok=True)
-        for f in ("train.json", "log.jsonl", "loss_curve.png", "config.json"):
-            shutil.copy(run / f, tdir / f)
+        if args.runs is not None:
+            run = args.runs / model
+            m = build_model(model, "tiny")
+            weights = ROOT / "baselines" / model / "weights"
+            weights.mkdir(exist_ok=True)
+            dst = weights / f"{model}_tiny_synth.pt"
+            summary = json.loads((run / "train.json").read_text())
+            export_compact(run / "best.pt", dst, used_token_ids(m.text_encoder_kind, m.token_length, args.data_root),
+                           trained_on="synth/train (small, seed 0)", best=summary["best"])
+            print(f"{model}: shipped {dst} ({dst.stat().st_size / 2**20:.1f} MiB)")
+            tdir.mkdir(parents=True, exist_ok=True)
+            for f in ("train.json", "log.jsonl", "loss_curve.png", "config.json"):
+                shutil.copy(run / f, tdir / f)
         index_training.append(training_entry(model, tdir))
         per_split = {}
         for split in SPLITS:
@@ -104,8 +109,7 @@ def main() -> int:
             except SystemExit as e:
                 if e.code:
                     raise
-            doc = json.loads((out / "results.json").read_text())
-            per_split[split] = doc["metrics"]
+            per_split[split] = json.loads((out / "results.json").read_text())["metrics"]
             index_runs.append({"results": f"synth/{model}-tiny/{split}/results.json",
                                "description": f"{model} tiny, shipped checkpoint, synth/{split} (protocol lavt for every model, "
                                               "as the refbench:synth table states)"})
@@ -131,14 +135,14 @@ def main() -> int:
                         else "")
                 w.writerow(["refbench", "synth", r, section, key, display, "", "", "", "", "", "synth", split, "",
                             metric, "refbench eval, protocol lavt", f"{value:.2f}", note])
-    (ROOT / "leaderboards" / "published" / "refbench.csv").write_text(buf.getvalue(), encoding="utf-8")
+    (ROOT / "leaderboards" / "papers" / "refbench" / "numbers.csv").write_text(buf.getvalue(), encoding="utf-8")
     index_path = reproduced / "index.json"
     index = json.loads(index_path.read_text())
     keep = [e for e in index.get("runs", []) if not e["results"].startswith("synth/")]
     index["runs"] = keep + index_runs
     index["training"] = index_training
     index_path.write_text(json.dumps(index, indent=1) + "\n")
-    print(f"wrote leaderboards/published/refbench.csv ({len(rows)} rows) and {index_path}")
+    print(f"wrote leaderboards/papers/refbench/numbers.csv ({len(rows)} rows) and {index_path}")
     return 0
 
 

@@ -48,7 +48,7 @@ class RunStore:
             return
         if not self.out.is_dir():
             raise RefbenchError(f"--out {self.out} is a file; give a folder for the run")
-        if not any(self.out.iterdir()):
+        if not any(p.name != MARKER for p in self.out.iterdir()):
             if resume:
                 raise RefbenchError(f"--resume: {self.out} holds no run to continue; start without --resume")
             return
