@@ -23,7 +23,7 @@ import leaderboards
 from leaderboards import Layout
 from refbench.core.errors import RefbenchError
 from refbench.core.models import get_model_info
-from refbench.core.outdir import MARKER, check_output, is_refbench_output, mark_output
+from refbench.core.outdir import MARKER, check_output, is_refbench_output, mark_output, remove_stale_files
 from refbench.core.progress import SILENT, Reporter
 
 #: effective bf16 throughput assumed for estimates on CUDA (TFLOP/s); CPU estimates use measured seconds
@@ -259,6 +259,8 @@ def reproduce(table_ref: str, out: Path, checkpoints: Path | None = None, explic
     out.mkdir(parents=True, exist_ok=True)
     if not is_refbench_output(out):
         mark_output(out, "reproduce", table=layout.key)
+    stem = f"{layout.paper}_{layout.table}"
+    remove_stale_files(out, ["reproduce.json", f"{stem}.md", f"{stem}.tex", f"{stem}_standalone.tex"])
     reporter.message("\n".join([format_plan(cells), *skipped]))
     for cell in cells:
         if cell.status not in ("todo", "done"):

@@ -182,3 +182,18 @@ class StagedDir:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return False
+
+
+def remove_stale_files(folder: str | os.PathLike, names: Iterable[str]) -> list[Path]:
+    """Remove the temporaries refbench's atomic writers leave when killed mid-write, for the given
+    output file names: ``.<name>.<random>.tmp``, ``.<name>.tmp`` and ``<name>.tmp``.  Returns them."""
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for name in names:
+        for cand in (*folder.glob(f".{name}.*.tmp"), folder / f".{name}.tmp", folder / f"{name}.tmp"):
+            if cand.is_file() and not cand.is_symlink():
+                cand.unlink()
+                removed.append(cand)
+    return removed

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from refbench.core.errors import RefbenchError
-from refbench.core.outdir import MARKER, is_refbench_output, mark_output
+from refbench.core.outdir import MARKER, is_refbench_output, mark_output, remove_stale_files
 from refbench.core.records import SampleRecords, read_jsonl
 from refbench.core.results import ResultsDoc, RunIdentity, first_difference, write_json_atomic, write_records_jsonl
 
@@ -108,6 +108,8 @@ class RunStore:
         barrier()
         self.out.mkdir(parents=True, exist_ok=True)
         if self.rank == 0:
+            parts = [p.name for p in self.out.glob("records.rank*-of-*.jsonl")]
+            remove_stale_files(self.out, ["run.json", "results.json", "records.jsonl", *parts])
             if not is_refbench_output(self.out):
                 mark_output(self.out, "eval-run")
             write_json_atomic(self.run_json, {"schema": RUN_SCHEMA, "schema_version": 1,

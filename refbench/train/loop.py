@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from refbench.core.errors import RefbenchError
-from refbench.core.outdir import MARKER, check_output, is_refbench_output, mark_output
+from refbench.core.outdir import MARKER, check_output, is_refbench_output, mark_output, remove_stale_files
 from refbench.core.progress import SILENT, Reporter
 from refbench.eval.device import autocast, device_description, resolve_device
 from refbench.eval.distributed import init_from_env
@@ -161,6 +161,7 @@ def check_out(cfg: TrainConfig) -> Path:
         raise RefbenchError(f"--resume: {state_path} does not exist; start without --resume")
     if not cfg.resume and out.is_dir() and any(out.iterdir()) and not is_refbench_output(out):
         raise RefbenchError(f"--out {out} holds files refbench did not make (no {MARKER}); choose a new --out")
+    remove_stale_files(out, ["state.pt", "last.pt", "best.pt", "config.json", "train.json", "log.jsonl"])
     return out
 
 
