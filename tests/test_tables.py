@@ -131,7 +131,7 @@ def test_latex_of_every_table_compiles(tmp_path):
     if exe is None:
         pytest.skip("pdflatex not installed (apt-get install texlive-latex-base texlive-latex-recommended); "
                     "CI installs it in .ci/run")
-    tables = [t for p in leaderboards.PAPERS for t in published_tables(p)]
+    tables = [t for p in leaderboards.papers("paper") for t in published_tables(p)]
     (tmp_path / "all.tex").write_text(render(tables, "latex", standalone=True))
     out = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", "all.tex"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
