@@ -91,7 +91,7 @@ def test_plot_compare_iou_hist_pcurve(run_cli, tmp_path):
 def test_zero_target_samples_are_left_out_of_iou_plots(run_cli, tmp_path):
     types = ["zero" if i % 4 == 0 else "one" for i in range(80)]
     path = _run(tmp_path / "z", "dmmi", 1, 0.1, types=types, protocol="refzom")
-    from refbench.tables.plots import iou_series
+    from refbench.tables.compare import iou_series
 
     series, notes = iou_series([path])
     (iou, compare), = series.values()

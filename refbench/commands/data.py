@@ -44,8 +44,11 @@ def check(data_root: Path | None, image_root: Path | None, datasets: tuple[str, 
     """
     from refbench.data.catalog import get_dataset
     from refbench.data.check import check_data_root, check_to_json, format_check
+    from refbench.core.outdir import check_output
     from refbench.core.results import write_json_atomic
 
+    if json_out is not None:
+        check_output(json_out, "--json", folder=False, inputs=[data_root, image_root])
     keys = [get_dataset(k.lower()).key for k in datasets] or None
     results = check_data_root(_root(data_root), keys, image_root, not no_images, verify_hashes)
     click.echo(format_check(results, explain_missing=bool(datasets)))
@@ -74,8 +77,11 @@ def stats(splits: tuple[str, ...], data_root: Path | None, generalization_rule: 
     from refbench.data import open_split
     from refbench.data.check import format_stats, split_stats
     from refbench.core.tokenize import get_tokenizer
+    from refbench.core.outdir import check_output
     from refbench.core.results import write_json_atomic
 
+    if json_out is not None:
+        check_output(json_out, "--json", folder=False, inputs=[data_root])
     tok = get_tokenizer("bert", 20) if tokens else None
     out = []
     for name in splits:

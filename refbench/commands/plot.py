@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from refbench.commands.options import BOOTSTRAP, SEED
+
 from refbench.core.errors import RefbenchError
 
 _OUT = click.option("--out", required=True, type=click.Path(path_type=Path), help="PNG file to write.")
@@ -21,8 +23,9 @@ def plot() -> None:
 @_RUNS
 @click.option("--against", help="Take published numbers from this table only, e.g. magnet:1.")
 @click.option("--metric", default="oIoU", show_default=True, help="Metric to plot.")
-@click.option("--bootstrap", default=1000, show_default=True, help="Resamples for CIs missing from a results file.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--bootstrap", default=1000, show_default=True, type=BOOTSTRAP,
+              help="Resamples for CIs missing from a results file.")
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @_OUT
 def compare_cmd(runs: tuple[Path, ...], against: str | None, metric: str, bootstrap: int, seed: int, out: Path) -> None:
     """Published vs reproduced per run and split (RUNS: results JSON files).
@@ -56,7 +59,8 @@ def compare_cmd(runs: tuple[Path, ...], against: str | None, metric: str, bootst
 @_OUT
 def iou_hist_cmd(runs: tuple[Path, ...], bins: int, out: Path) -> None:
     """Histogram of per-sentence IoU (RUNS: results JSON with records.jsonl beside it, or records .jsonl)."""
-    from refbench.tables.plots import iou_series, plot_iou_histogram
+    from refbench.tables.compare import iou_series
+    from refbench.tables.plots import plot_iou_histogram
 
     series, notes = iou_series(list(runs))
     plot_iou_histogram({label: iou for label, (iou, _) in series.items()}, out, bins=bins)
@@ -70,7 +74,8 @@ def iou_hist_cmd(runs: tuple[Path, ...], bins: int, out: Path) -> None:
 @_OUT
 def pcurve_cmd(runs: tuple[Path, ...], out: Path) -> None:
     """P@X curve for X in [0, 1], P@0.5…0.9 marked (RUNS as for iou-hist)."""
-    from refbench.tables.plots import iou_series, plot_precision_curve
+    from refbench.tables.compare import iou_series
+    from refbench.tables.plots import plot_precision_curve
 
     series, notes = iou_series(list(runs))
     plot_precision_curve(series, out)
@@ -87,8 +92,9 @@ def pcurve_cmd(runs: tuple[Path, ...], out: Path) -> None:
 @click.option("--ids", help="Comma-separated sample ids to show (default: chosen by --select).")
 @click.option("--select", type=click.Choice(["worst", "best", "random"]), default="worst", show_default=True,
               help="How to choose samples when --ids is not given.")
-@click.option("-n", "n", default=6, show_default=True, help="Number of samples chosen by --select.")
-@click.option("--seed", default=0, show_default=True, help="Seed of --select random.")
+@click.option("-n", "n", default=6, show_default=True, type=click.IntRange(1, 200),
+              help="Number of samples chosen by --select.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of --select random.")
 @click.option("--sentences", type=click.Path(path_type=Path), help='JSON {sample_id: "referring expression"}.')
 @_OUT
 def overlays_cmd(gt_dir: Path, pred_dir: Path, images_dir: Path | None, ids: str | None, select: str, n: int,

@@ -6,17 +6,20 @@ from pathlib import Path
 
 import click
 
+from refbench.commands.options import BATCH_SIZE, BOOTSTRAP, SEED
 from refbench.core.errors import RefbenchError
+from refbench.core.outdir import check_output
 from refbench.metrics.stats import bootstrap_ci
 from refbench.core.protocols import PROTOCOLS
-from refbench.report import metrics_table
+from refbench.metrics.text import metrics_table
 from refbench.core.results import results_document, write_json_atomic, write_records_jsonl
 from refbench.score import score_directories
 
 
 @click.command()
 @click.option("--pred", "pred_dir", required=True, type=click.Path(path_type=Path),
-              help="Directory of predicted masks <sample_id>.png (nonzero = foreground).")
+              help="Directory of predicted masks <sample_id>.png: binary, 0 = background and one value (1 or 255) "
+                   "= foreground; palette PNGs are read by index (index 0 = background).")
 @click.option("--gt", "gt", required=True,
               help="Directory of GT masks <sample_id>.png (all-zero = no target), or a dataset split "
                    "such as refcoco/val (GT built on the protocol canvas).")
@@ -27,9 +30,10 @@ from refbench.score import score_directories
               help='JSON {sample_id: "zero"|"one"|"many"}; default: empty GT = zero, else one.')
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the results JSON here.")
 @click.option("--records", "records_out", type=click.Path(path_type=Path), help="Write per-sample records (JSONL) here.")
-@click.option("--bootstrap", default=1000, show_default=True, help="Bootstrap resamples for the 95% CI (0 = none).")
-@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
-@click.option("--batch-size", default=32, show_default=True, help="Masks scored per batch.")
+@click.option("--bootstrap", type=BOOTSTRAP, default=1000, show_default=True,
+              help="Bootstrap resamples for the 95% CI (0 = none).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--batch-size", type=BATCH_SIZE, default=32, show_default=True, help="Masks scored per batch.")
 def score(pred_dir: Path, gt: str, data_root: str | None, protocol: str, types_file: Path | None,
           json_out: Path | None, records_out: Path | None, bootstrap: int, seed: int, batch_size: int) -> None:
     """Score saved predictions against ground truth (no model run).
@@ -37,6 +41,14 @@ def score(pred_dir: Path, gt: str, data_root: str | None, protocol: str, types_f
     Example: refbench score --pred preds/ --gt gt/ --protocol refzom --json results.json
     """
     provenance = {"pred_dir": str(pred_dir), "gt": str(gt)}
+    outs = [(o, name) for o, name in ((json_out, "--json"), (records_out, "--records")) if o is not None]
+    for out, name in outs:  # before any work: nothing is read or written until every output path is fine
+        check_output(out, name, folder=False, inputs=[types_file])
+        for d in (pred_dir, Path(gt)):
+            if out.suffix.lower() == ".png" and Path(os.path.abspath(out)).parent == Path(os.path.abspath(d)):
+                raise RefbenchError(f"{name} {out} would be read as a mask of {d}; write it elsewhere")
+    if len(outs) == 2 and Path(os.path.abspath(json_out)) == Path(os.path.abspath(records_out)):
+        raise RefbenchError(f"--json and --records are the same file {json_out}; give two paths")
     if Path(gt).is_dir():
         acc, notes = score_directories(pred_dir, gt, protocol, types_file, batch_size=batch_size)
     else:

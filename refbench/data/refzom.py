@@ -22,11 +22,12 @@ REFS_FILES = ("refs(final).p", "Ref-ZOM(final).p", "Ref_ZOM.p")
 
 
 def _ids(value, path: Path, i: int, key: str) -> tuple[int, ...]:
+    """Integer ids of a ref field that holds an int or a list of ints (anything else is refused:
+    ``int()`` would turn 3.7 into 3 and "12" into 12)."""
     items = value if isinstance(value, (list, tuple)) else [value]
-    try:
-        return tuple(int(x) for x in items)
-    except (TypeError, ValueError):
-        raise RefbenchError(f"{path}: ref at position {i} has a non-integer {key} {value!r}") from None
+    if not all(type(x) is int for x in items):
+        raise RefbenchError(f"{path}: ref at position {i} has a non-integer {key} {value!r}; fix the file")
+    return tuple(items)
 
 
 def dedupe_aligned(ann_ids: tuple[int, ...], cats: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -55,9 +56,14 @@ def load_refs(path: str | os.PathLike, coco: CocoIndex | None = None) -> list[Re
             if "category_id" in r:
                 cats = _ids(r["category_id"], path, i, "category_id")
             elif coco is not None:
-                cats = tuple(int(coco.ann(a, f"ref {r.get('ref_id')} in {path}").get("category_id", -1)) for a in ann_ids)
+                desc = f"ref {r.get('ref_id')} in {path}"
+                cats = _ids([coco.ann(a, desc).get("category_id", -1) for a in ann_ids], coco.path, i,
+                            "category_id of an annotation of the ref")
             else:
                 cats = ()
+            if not ann_ids:
+                raise RefbenchError(f"{path}: ref at position {i} (ref_id {r.get('ref_id')}) has source {source!r} "
+                                    f"but lists no annotation; mark it source 'zero' or list its targets")
             ann_ids, cats = dedupe_aligned(ann_ids, cats)
             typ = "many" if len(ann_ids) > 1 else "one"
         out.append(make_ref(r, path, i, ann_ids, cats, typ))

@@ -12,19 +12,68 @@ inverse affine, as CRIS does before scoring at the original size.
 """
 from __future__ import annotations
 
+import os
+import threading
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from refbench.core.errors import RefbenchError
+from refbench.data.masks import MAX_PIXELS
 
 MEAN_STD: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "clip": ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
 }
+
+
+_OPEN_LOCK = threading.Lock()
+
+
+def open_image(path: str | os.PathLike, what: str = "image") -> Image.Image:
+    """Open an image lazily (PIL reads only the header) and refuse it, before any pixel is
+    decoded, when it is larger than ``MAX_PIXELS`` (100 MP).  The caller closes it.
+
+    PIL's own decompression-bomb guard (a warning above ~89 MP, an error above ~179 MP) is
+    kept quiet here: refbench's limit decides, with one line naming the file.  (The warning
+    filter is process-global, so opening is serialized by a lock; it reads only the header.)"""
+    path = Path(path)
+    try:
+        with _OPEN_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except FileNotFoundError:
+        raise RefbenchError(f"{path}: {what} file not found") from None
+    except IsADirectoryError:
+        raise RefbenchError(f"{path}: is a folder, not a file ({what} expected)") from None
+    except Image.DecompressionBombError:
+        raise RefbenchError(f"{path}: {what} is larger than refbench's limit of {MAX_PIXELS // 1_000_000} MP "
+                            f"(checked before decoding); resize it or fix the file") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise RefbenchError(f"{path}: cannot read {what} ({e}); re-download or re-save it") from None
+    w, h = im.size
+    if w <= 0 or h <= 0 or w * h > MAX_PIXELS:
+        im.close()
+        raise RefbenchError(f"{path}: {what} is {w}x{h} = {w * h / 1e6:.0f} MP, above refbench's limit of "
+                            f"{MAX_PIXELS // 1_000_000} MP (checked before decoding); resize it or fix the file")
+    return im
+
+
+def decode(im: Image.Image, path: str | os.PathLike, what: str = "image", mode: str | None = None) -> Image.Image:
+    """Decode a lazily opened image (optionally converted to ``mode``); decoding errors (a
+    truncated file) become one line naming ``path``."""
+    try:
+        if mode is not None:
+            return im.convert(mode)
+        im.load()
+        return im
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise RefbenchError(f"{path}: cannot decode {what} ({e}); re-download or re-save it") from None
 
 
 def to_normalized_tensor(img: Image.Image, normalization: str) -> torch.Tensor:

@@ -159,6 +159,9 @@ def prepare(cfg: EvalConfig, dev: torch.device, world: int, reporter: Reporter =
         notes.append(f"skipped {len(missing)} sample(s) whose image is missing (e.g. {first})")
     if not indices:
         raise RefbenchError(f"{split.name}: no sample left to evaluate")
+    from refbench.data.dataset import check_image_headers
+
+    check_image_headers(split, [samples[i] for i in indices])  # sizes from the headers, before any work
     batch_size = _choose_batch_size(model, cfg, dev)
     identity = RunIdentity(
         model=cfg.model, variant=model.variant, checkpoint_sha256=ckpt_sha, dataset=split.dataset, split=split.split,

@@ -67,6 +67,19 @@ def _compare(iou: np.ndarray, t: float, op: str) -> np.ndarray:
     return (iou >= t) if op == ">=" else (iou > t)
 
 
+def precision_curve(iou: np.ndarray, thresholds: np.ndarray, compare: str = ">=") -> np.ndarray:
+    """P@X in percent for every X of ``thresholds``: the share of ``iou`` values >= X (or > X), the
+    comparison :func:`contributions` uses for P@X; NaN for an empty ``iou``."""
+    if compare not in (">=", ">"):
+        raise RefbenchError(f"P@X comparison must be '>=' or '>', got {compare!r}")
+    thresholds = np.asarray(thresholds, np.float64)
+    if len(iou) == 0:
+        return np.full(len(thresholds), np.nan)
+    s = np.sort(np.asarray(iou, np.float64))
+    side = "left" if compare == ">=" else "right"
+    return 100.0 * (len(s) - np.searchsorted(s, thresholds, side=side)) / len(s)
+
+
 def no_target_decision(rec: SampleRecords, rule: str) -> tuple[np.ndarray, str]:
     """Predicted no-target flags under ``rule`` and a sentence saying how they were decided."""
     has_flag = rec.pred_nt >= 0

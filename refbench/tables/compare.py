@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
+import numpy as np
+
 import leaderboards
 from leaderboards import Layout, PublishedNumber
 from refbench.core.errors import RefbenchError
@@ -353,3 +355,36 @@ def bar_points(runs: list[Run], metric: str, numbers: list[PublishedNumber]):
         points.append(BarPoint(label, pub.value if pub else None, run.metrics[metric], run.ci.get(metric),
                                source(pub) if pub else ""))
     return points
+
+
+def iou_series(paths: list[str | Path]) -> tuple[dict[str, tuple[np.ndarray, str]], list[str]]:
+    """Per-sentence IoU of targeted samples per run, with the run's P@X comparison; plus notes.
+
+    A path is a results JSON (records.jsonl beside it; protocol from the file) or a records
+    ``.jsonl`` (P@X with >=).  Zero-target samples have no IoU to show and are left out.
+    """
+    from refbench.core.results import read_records_jsonl
+
+    if not paths:
+        raise RefbenchError("give one or more results JSON or records JSONL files")
+    series: dict[str, tuple[np.ndarray, str]] = {}
+    notes: list[str] = []
+    json_paths = [Path(p) for p in paths if Path(p).suffix != ".jsonl"]
+    runs = {r.path: r for r in load_runs(json_paths)} if json_paths else {}
+    for p in map(Path, paths):
+        if p.suffix == ".jsonl":
+            rec, _ = read_records_jsonl(p)
+            label = p.parent.name if p.stem == "records" and p.parent.name else p.stem
+            compare = ">="
+        else:
+            run = runs[p]
+            rec = run.records()
+            label = run.label + (f" {run.split_name}" if run.split_name else "")
+            compare = run.doc.protocol.p_compare
+        targeted = rec.type != 0
+        if (~targeted).any():
+            notes.append(f"{label}: {int((~targeted).sum())} zero-target samples left out")
+        while label in series:
+            label += "'"
+        series[label] = (rec.iou()[targeted], compare)
+    return series, notes

@@ -157,14 +157,10 @@ def plot_iou_histogram(series: dict[str, np.ndarray], out: str | Path, bins: int
 
 
 def precision_at(iou: np.ndarray, thresholds: np.ndarray, compare: str = ">=") -> np.ndarray:
-    """P@X in percent for every X: share of samples with IoU >= X (or > X)."""
-    if compare not in (">=", ">"):
-        raise RefbenchError(f"P@X comparison must be '>=' or '>', got {compare!r}")
-    if len(iou) == 0:
-        return np.full(len(thresholds), np.nan)
-    s = np.sort(iou)
-    side = "left" if compare == ">=" else "right"
-    return 100.0 * (len(s) - np.searchsorted(s, thresholds, side=side)) / len(s)
+    """P@X in percent for every X (refbench.metrics.definitions.precision_curve)."""
+    from refbench.metrics.definitions import precision_curve
+
+    return precision_curve(iou, thresholds, compare)
 
 
 @_no_tex
@@ -206,8 +202,13 @@ class OverlaySample:
 
     @property
     def iou(self) -> float:
-        union = np.logical_or(self.gt, self.pred).sum()
-        return float(np.logical_and(self.gt, self.pred).sum() / union) if union else 0.0
+        """I / U with IoU = 0 when U = 0, counted by refbench.metrics as every metric is."""
+        import torch
+
+        from refbench.metrics.accumulator import intersection_union
+
+        I, U = intersection_union(torch.from_numpy(self.pred)[None], torch.from_numpy(self.gt)[None])[:2, 0].tolist()
+        return I / U if U else 0.0
 
 
 def blend(image: np.ndarray | None, mask: np.ndarray, color: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -261,6 +262,8 @@ def select_samples(ious: dict[str, float], how: str, n: int, seed: int = 0) -> l
     """``n`` sample ids by IoU: ``worst`` (lowest first), ``best`` (highest first) or ``random``."""
     if n < 1:
         raise RefbenchError("-n must be at least 1")
+    if how == "random" and not 0 <= seed < 2**32:
+        raise RefbenchError(f"--seed {seed}: use a number from 0 to {2**32 - 1}")
     ids = sorted(ious)
     if how == "worst":
         return sorted(ids, key=lambda i: (ious[i], i))[:n]
@@ -273,40 +276,6 @@ def select_samples(ious: dict[str, float], how: str, n: int, seed: int = 0) -> l
 
 
 # ---- inputs -------------------------------------------------------------------------------------------------------
-def iou_series(paths: list[str | Path]) -> tuple[dict[str, tuple[np.ndarray, str]], list[str]]:
-    """Per-sentence IoU of targeted samples per run, with the run's P@X comparison; plus notes.
-
-    A path is a results JSON (records.jsonl beside it; protocol from the file) or a records
-    ``.jsonl`` (P@X with >=).  Zero-target samples have no IoU to show and are left out.
-    """
-    from refbench.core.results import read_records_jsonl
-    from refbench.tables.compare import load_runs
-
-    if not paths:
-        raise RefbenchError("give one or more results JSON or records JSONL files")
-    series: dict[str, tuple[np.ndarray, str]] = {}
-    notes: list[str] = []
-    json_paths = [Path(p) for p in paths if Path(p).suffix != ".jsonl"]
-    runs = {r.path: r for r in load_runs(json_paths)} if json_paths else {}
-    for p in map(Path, paths):
-        if p.suffix == ".jsonl":
-            rec, _ = read_records_jsonl(p)
-            label = p.parent.name if p.stem == "records" and p.parent.name else p.stem
-            compare = ">="
-        else:
-            run = runs[p]
-            rec = run.records()
-            label = run.label + (f" {run.split_name}" if run.split_name else "")
-            compare = run.doc.protocol.p_compare
-        targeted = rec.type != 0
-        if (~targeted).any():
-            notes.append(f"{label}: {int((~targeted).sum())} zero-target samples left out")
-        while label in series:
-            label += "'"
-        series[label] = (rec.iou()[targeted], compare)
-    return series, notes
-
-
 def _image_file(images: Path, sid: str) -> Path:
     for ext in (".jpg", ".jpeg", ".png", ".JPG", ".PNG"):
         p = images / f"{sid}{ext}"
