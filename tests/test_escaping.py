@@ -32,7 +32,8 @@ def hostile_table() -> Table:
 OWN_COMMANDS = {"begin", "end", "centering", "caption", "label", "toprule", "midrule", "bottomrule", "cmidrule",
                 "multicolumn", "textbf", "underline", "scriptsize", "textbackslash", "textasciitilde",
                 "textasciicircum", "textsuperscript", "dag", "ddag", "surd", "times", "Delta", "geq", "leq", "pm",
-                "resizebox", "linewidth", "clearpage", "documentclass", "usepackage", "makeatletter",
+                "texttt", "par", "medskip", "linewidth", "endfirsthead", "endhead", "endfoot",
+                "clearpage", "documentclass", "usepackage", "makeatletter",
                 "makeatother", "setlength", "@fptop", "&", "%", "$", "#", "_", "{", "}", "\\"}
 
 

@@ -97,8 +97,9 @@ def test_latex_rendering_is_booktabs_with_caption_metric_and_protocol():
     tex = render(published_tables("magnet", "1"), "latex")
     for needle in (r"\toprule", r"\midrule", r"\bottomrule", r"\cmidrule(lr){4-6}", r"\multicolumn{3}{c}{RefCOCO}",
                    r"\textbf{75.24}", r"MagNet\textsuperscript{\ddag} (Ours)", r"\label{tab:magnet-1}",
-                   "Metric: oIoU (\\%)", "Protocol: MagNet rows", r"\resizebox{\linewidth}{!}"):
+                   "Metric: oIoU (\\%)", "Protocol: MagNet rows"):
         assert needle in tex, needle
+    assert "resizebox" not in tex and "scalebox" not in tex  # never scaled to a fraction of the text size
     assert r"\underline{74.92}" in render(published_tables("magnet", "2"), "latex")
     # 15 data rows + header rows; section rule between the two blocks
     body = tex.split(r"\midrule", 1)[1].split(r"\bottomrule")[0]
@@ -139,6 +140,38 @@ def test_latex_of_every_table_compiles(tmp_path):
     assert (tmp_path / "all.pdf").stat().st_size > 10_000
     log = (tmp_path / "all.log").read_text(errors="replace")
     assert "Missing character" not in log and "Undefined control sequence" not in log
+    overfull = [float(x) for x in re.findall(r"Overfull \\hbox \((\d+\.\d+)pt too wide\) in alignment", log)]
+    assert not [x for x in overfull if x > 20], f"tables wider than the page: {overfull}"
+
+
+def test_reproduced_tables_stay_legible(tmp_path):
+    """A table with reproduced values beside every published one is written one value per line (longtable):
+    it compiles without scaling and without running off the page; a wide published table is split into
+    column blocks that repeat the row labels."""
+    from refbench.tables.compare import against_table, load_runs
+    from refbench.tables.select import get_layout
+
+    runs = load_runs([make_run(tmp_path / s, model="magnet", dataset="refcoco", split=s, seed=i)
+                      for i, s in enumerate(("val", "testA", "testB"))])
+    tex = render([against_table(get_layout("magnet", "1"), runs)], "latex")
+    assert r"\begin{longtable}" in tex and "resizebox" not in tex
+    assert "RefCOCO val &" in tex and "RefCOCO test A &" in tex and "RefCOCO test B &" in tex  # one line per value
+    assert "ReSTR" not in tex  # rows without a reproduced value stay in the published table
+    wide = render(published_tables("meres", "1"), "latex")
+    assert "resizebox" not in wide
+    caption = render(published_tables("refbench", "synth"), "latex")
+    assert r"\texttt{refbench train}" in caption and "`" not in caption.split("\\caption", 1)[1].split("\n")[0]
+    exe = _pdflatex()
+    if exe is None:
+        pytest.skip("pdflatex not installed (apt-get install texlive-latex-base texlive-latex-recommended)")
+    (tmp_path / "r.tex").write_text(render([against_table(get_layout("magnet", "1"), runs),
+                                            *published_tables("meres", "1")], "latex", standalone=True))
+    out = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", "r.tex"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-3000:]
+    log = (tmp_path / "r.log").read_text(errors="replace")
+    overfull = [float(x) for x in re.findall(r"Overfull \\hbox \((\d+\.\d+)pt too wide\)", log)]
+    assert not [x for x in overfull if x > 20], f"tables wider than the page: {overfull}"
 
 
 # ---- CLI: published tables and bad input -------------------------------------------------------------------------
