@@ -431,7 +431,7 @@ def test_stats_and_manifest(built):
     assert manifest == json.loads((out / "manifest.json").read_text())
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and not p.is_symlink()
                and "images" not in p.parts}
-    assert set(manifest["files"]) == on_disk - {"manifest.json"}
+    assert set(manifest["files"]) == on_disk - {"manifest.json", ".refbench-output.json"}   # + refbench's marker
     assert all(sha256_file(out / k) == v for k, v in manifest["files"].items())
     assert manifest["command"][:3] == ["refbench", "build-dataset", "ref-zom"] and manifest["seed"] == 0
     assert manifest["image_links"] and all(len(v["sha256"]) == 64 for v in manifest["inputs"]["refer"])
@@ -526,7 +526,8 @@ def _corrupt(case, synth_tiny, tmp_path):
     elif case == "empty-test-split":
         extra += ["--max-images", "2", "--zero-fraction", "0"]
     elif case == "image-dir-wrong":
-        extra += ["--image-dir", tmp_path]
+        (tmp_path / "no-images").mkdir()
+        extra += ["--image-dir", tmp_path / "no-images"]
     return inst, caps, root, extra
 
 

@@ -49,7 +49,7 @@ def test_same_seed_is_byte_identical_and_seed_matters(tmp_path, synth_root):
 def test_manifest_lists_every_file_with_its_sha256(synth_root, tmp_path):
     manifest = json.loads((synth_root / "manifest.json").read_text())
     on_disk = {p.relative_to(synth_root).as_posix() for p in synth_root.rglob("*") if p.is_file()}
-    assert set(manifest["files"]) == on_disk - {"manifest.json"}
+    assert set(manifest["files"]) == on_disk - {"manifest.json", ".refbench-output.json"}   # + refbench's marker
     assert verify_manifest(synth_root).startswith("all ")
     n_images = sum(BENCHMARK_SIZES["tiny"].values())
     assert sum(1 for k in manifest["files"] if k.startswith("images/synth/")) == n_images
@@ -95,9 +95,9 @@ def test_gt_from_annotations_equals_rendered_masks_pixel_exact(synth_root, scene
             got = sd.gt_mask(s, rule)
             assert got.shape == (480, 640) and got.dtype == bool
             assert np.array_equal(got, want), (name, s.sample_id, rule, int((got ^ want).sum()))
-        for segm in sd.segmentations(s):
-            polygons += isinstance(segm, list)
-            rles += isinstance(segm, dict)
+        for segm in sd.segmentations(s):  # REFER-readable: polygon lists, or a list of RLE dicts
+            polygons += isinstance(segm[0], list)
+            rles += isinstance(segm[0], dict)
         if s.type == "zero":
             assert not want.any()
     if name == "synth/train":

@@ -5,6 +5,7 @@ text-to-image decoder with transformer fusion, training-time context-clue recove
     model = build_model("dmmi", variant="paper")        # or "resnet101", "tiny"
     model.load_checkpoint("dmmi_swin_refcocog_umd.pth")  # official {'model', 'bert_model'} layout
 """
+from baselines.common.pretrained import BERT_BASE_UNCASED, RESNET101_IMAGENET, SWIN_B_22K
 from refbench.core.models import Checkpoint, Cost, ModelInfo
 
 _SOURCE = "DMMI README (toggle1995/RIS-DMMI), Google Drive / Baidu"
@@ -32,6 +33,8 @@ MODEL_INFO = ModelInfo(
     ),
     # measured with benchmarks/model_speed.py --threads 2 --batch 1 (fp32 CPU seconds per sample on a 2-core
     # AMD EPYC; forward GFLOPs per sample at the variant's input size, 2 FLOPs per multiply-add)
+    # DMMI §4.1 / official train.py: Swin-B ImageNet-22k (or torchvision's ImageNet ResNet-101) and BERT-base
+    pretrained={"paper": (SWIN_B_22K, BERT_BASE_UNCASED), "resnet101": (RESNET101_IMAGENET, BERT_BASE_UNCASED)},
     costs={"paper": Cost(cpu_s_per_sample=5.49, gflops=722.1), "resnet101": Cost(cpu_s_per_sample=5.95, gflops=807.6),
            "tiny": Cost(cpu_s_per_sample=0.039, gflops=1.04)},
     description="Swin-B/ResNet-101 + multi-scale bi-directional attention (MBA) at each stage, BERT-base, "

@@ -2,7 +2,7 @@
 
 Paper: Hu et al., "Beyond One-to-One: Rethinking the Referring Image Segmentation", ICCV 2023,
 §3 (method) and §5.1 (implementation details).  Where the official code
-(``toggle1995/RIS-DMMI`` @ 753cd60, ../shared/specs/official_implementations.md §3) fixes a
+(``toggle1995/RIS-DMMI`` @ 753cd60) fixes a
 number the paper does not state, the field says so.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Entity-phrase erasing (Hu et al., ICCV 2023, §3.1: "we randomly mask the entity-phrase via
 TextBlob"), done as the official code does it (``data/dataset*.py``;
-../shared/specs/official_implementations.md §3.5):
+the official DMMI repository's train.py):
 
 1. POS-tag the lower-cased sentence, punctuation dropped (TextBlob's ``.tags``);
 2. keep the word indices tagged ``NN`` or ``NNS`` with index < 19;

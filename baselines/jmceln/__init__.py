@@ -6,6 +6,7 @@ embeddings with Progressive Alignment Networks; implemented from the paper (no o
     model.load_clip("RN101.pt")                                 # OpenAI CLIP RN101 initialisation (§4)
     ablation = build_model("jmceln", variant="paper", ablation="w/o-pan")   # Table 2 rows
 """
+from baselines.common.pretrained import CLIP_RN101
 from refbench.core.models import Checkpoint, Cost, ModelInfo
 
 MODEL_INFO = ModelInfo(
@@ -26,6 +27,8 @@ MODEL_INFO = ModelInfo(
     ),
     # measured with benchmarks/model_speed.py --threads 2 --batch 1 (fp32 CPU seconds per sample on a 2-core
     # AMD EPYC; forward GFLOPs per sample at the variant's input size, 2 FLOPs per multiply-add)
+    # JMCELN §4: "The text and image encoder were initiated by CLIP ... ResNet-101"
+    pretrained={"paper": (CLIP_RN101,)},
     costs={"paper": Cost(cpu_s_per_sample=5.7, gflops=693.6), "tiny": Cost(cpu_s_per_sample=0.015, gflops=0.50)},
     description="CLIP RN101 + text transformer, Eq. 1-2 neck (C=1024), LSRAN, 6-stage cascade of 20 learnable "
                 "contextual embeddings with PAN; 416x416, argmax (from the paper; no official code or weights)",

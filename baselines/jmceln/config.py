@@ -1,8 +1,8 @@
 """JMCELN configurations: ``paper`` (the settings of §4) and ``tiny`` (same code, small widths).
 
 Paper: Huang & Satoh, "Referring Image Segmentation via Joint Mask Contextual Embedding Learning
-and Progressive Alignment Network", EMNLP 2023 (../shared/papers/jmceln_emnlp2023.txt).  There is
-no official code (../shared/specs/official_implementations.md §5), so every setting the paper does
+and Progressive Alignment Network", EMNLP 2023.  There is
+no official code, so every setting the paper does
 not state is a field below, marked OPEN with the choice made and why.
 
 Table 2's ablation rows are the presets in :data:`ABLATIONS` (``build(..., ablation="w/o-pan")``).

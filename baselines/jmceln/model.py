@@ -1,6 +1,6 @@
 """JMCELN: Joint Mask Contextual Embedding Learning Network (Huang & Satoh, EMNLP 2023).
 
-Reads top to bottom like the paper's method (§3; paper: ../shared/papers/jmceln_emnlp2023.txt):
+Reads top to bottom like the paper's method (§3 of Huang & Satoh, EMNLP 2023):
 
 1. **Image & text encoder** (§3.2) — CLIP's ModifiedResNet-101 gives F_v1, F_v2, F_v3 at strides
    8, 16, 32; CLIP's text transformer gives the sentence feature F_s (at <|endoftext|>) and the
@@ -18,7 +18,7 @@ Reads top to bottom like the paper's method (§3; paper: ../shared/papers/jmceln
 5. **Progressive upsampling** (§3.5) of F_mt^n to a 2-channel map at the input size; the loss is
    the cross-entropy, the prediction the argmax over the two channels (§4).
 
-No official code exists (../shared/specs/official_implementations.md §5): the key names are
+No official code exists: the key names are
 refbench's own, and every choice the paper leaves open is a field of
 :class:`~baselines.jmceln.config.JMCELNConfig` (documented there).
 """

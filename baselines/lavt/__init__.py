@@ -4,6 +4,7 @@
     model = build_model("lavt", variant="paper")       # or "tiny"
     model.load_checkpoint("refcoco.pth")               # official {'model', 'bert_model'} layout
 """
+from baselines.common.pretrained import BERT_BASE_UNCASED, SWIN_B_22K
 from refbench.core.models import Checkpoint, Cost, ModelInfo
 
 _SOURCE = "LAVT README (yz93/LAVT-RIS), Google Drive"
@@ -25,6 +26,8 @@ MODEL_INFO = ModelInfo(
     ),
     # measured with benchmarks/model_speed.py --threads 2 --batch 1 (fp32 CPU seconds per sample on a 2-core
     # AMD EPYC; forward GFLOPs per sample at the variant's input size, 2 FLOPs per multiply-add)
+    # LAVT §4.1: Swin-B from ImageNet-22k classification weights, BERT-base from bert-base-uncased
+    pretrained={"paper": (SWIN_B_22K, BERT_BASE_UNCASED)},
     costs={"paper": Cost(cpu_s_per_sample=2.5, gflops=398.0), "tiny": Cost(cpu_s_per_sample=0.016, gflops=0.82)},
     description="Swin-B + PWAM + language gates at each stage, BERT-base, SimpleDecoding (hidden 512); 480x480, argmax",
 )

@@ -2,7 +2,7 @@
 
 Paper settings: Yang et al., "LAVT: Language-Aware Vision Transformer for Referring Image
 Segmentation", CVPR 2022, §4.1 (implementation details) and the official ``test.py`` flags
-``--swin_type base --window12 --img_size 480`` (../shared/specs/official_implementations.md §1, §4).
+``--swin_type base --window12 --img_size 480`` (the official yz93/LAVT-RIS test script).
 """
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ cross-modal alignment loss.
     model = build_model("magnet", variant="paper")     # "all" (448, multi-dataset) or "tiny"
     model.load_checkpoint("magnet_refcoco.pth")        # official {'model': ...} layout
 """
+from baselines.common.pretrained import BERT_BASE_UNCASED, SWIN_B_22K
 from refbench.core.models import Checkpoint, Cost, ModelInfo
 
 _SOURCE = "Hugging Face yxchng/magnet_weights"
@@ -29,6 +30,9 @@ MODEL_INFO = ModelInfo(
     ),
     # measured with benchmarks/model_speed.py --threads 2 --batch 1 (fp32 CPU seconds per sample on a 2-core
     # AMD EPYC; forward GFLOPs per sample at the variant's input size, 2 FLOPs per multiply-add)
+    # supplementary §3: Swin-B "with the official classification weights pretrained on ImageNet22K",
+    # BERT-base "with the bert-base-uncased weights from Hugging-Face's Transformer library"
+    pretrained={"paper": (SWIN_B_22K, BERT_BASE_UNCASED), "all": (SWIN_B_22K, BERT_BASE_UNCASED)},
     costs={"paper": Cost(cpu_s_per_sample=5.56, gflops=327.7), "all": Cost(cpu_s_per_sample=5.53, gflops=296.1),
            "tiny": Cost(cpu_s_per_sample=0.042, gflops=0.53)},
     description="Swin-B + BERT-base with CAM (pyramid PWAMs, vision->language PWAMs), Mask2Former head "

@@ -3,12 +3,13 @@ expression extractor (adaptive top-k selection, semantic refinement, visual rela
 and a decoder guided by {enhanced linguistic tokens, visual expression tokens}.
 
 There is no public code or checkpoint; this is refbench's reference implementation from the paper
-(../shared/papers/meres.txt).
+(the MERES paper).
 
     from refbench.core.models import build_model
     model = build_model("meres", variant="paper")            # or "clip", "tiny"
     model = build_model("meres", variant="tiny", ablation="ve_only")   # Table 3 / 4 rows
 """
+from baselines.common.pretrained import BERT_BASE_UNCASED, CLIP_RN101, SWIN_B_22K
 from refbench.core.models import Checkpoint, Cost, ModelInfo
 
 MODEL_INFO = ModelInfo(
@@ -34,6 +35,8 @@ MODEL_INFO = ModelInfo(
     ),
     # measured with benchmarks/model_speed.py --threads 2 --batch 1 (fp32 CPU seconds per sample on a 2-core
     # AMD EPYC; forward GFLOPs per sample at the variant's input size, 2 FLOPs per multiply-add)
+    # MERES §4.1: Swin-B ImageNet-22k + BERT-base; App. E (generalization): CLIP's text encoder (RN101's, see config)
+    pretrained={"paper": (SWIN_B_22K, BERT_BASE_UNCASED), "clip": (SWIN_B_22K, CLIP_RN101)},
     costs={"paper": Cost(cpu_s_per_sample=1.98, gflops=241.6), "clip": Cost(cpu_s_per_sample=1.81, gflops=238.2),
            "tiny": Cost(cpu_s_per_sample=0.46, gflops=0.43)},
     description="Swin-B + BERT-base, visual expression extractor (top-k 30% selection, masked cross-attention, "

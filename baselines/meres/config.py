@@ -2,8 +2,8 @@
 CLIP text encoder) and ``tiny`` (same code, CPU-sized), plus the ablation switches of Tables 3–4.
 
 Paper: "Visual Expression for Referring Expression Segmentation" (MERES),
-../shared/papers/meres.txt: §3 (method, Eqs. 1–9), §4.1 + Appendix C (training), §4.3 (ablations),
-Appendix E (generalization setting).  There is no public code (official_implementations.md §5),
+the MERES paper: §3 (method, Eqs. 1–9), §4.1 + Appendix C (training), §4.3 (ablations),
+Appendix E (generalization setting).  There is no public code,
 so every number the paper does not give is a field below whose comment says
 "not stated in the paper; chosen because …".
 """
@@ -74,6 +74,8 @@ class MERESConfig:
     text_encoder: str = "bert"
     text: BertEncoderConfig | None = BERT_BASE
     clip_text: str | CLIPTextConfig | None = None
+    # not stated in the paper; chosen 20 because MERES builds on LAVT (Swin-B + BERT-base at 480²) and
+    # every LAVT-family model it compares with pads/truncates BERT ids to 20 (LAVT's test.py).
     token_length: int = 20
     # not stated in the paper; chosen because 256 is the usual width of a pixel-text embedding
     # space in mask decoders (MaskFormer / Mask2Former mask embeddings) and the cosine map S only
@@ -201,7 +203,7 @@ PAPER = MERESConfig(
                     drop_path_rate=0.3),
     text_encoder="bert",
     text=BERT_BASE,
-    token_length=20,
+    token_length=20,  # not stated in the paper (see the field)
 )
 
 # Appendix E: the generalization setting of CGFormer with CLIP's text encoder (50 epochs).

@@ -1,5 +1,5 @@
 """MERES: Multi-Expression guidance for Referring Expression Segmentation
-("Visual Expression for Referring Expression Segmentation", ../shared/papers/meres.txt).
+("Visual Expression for Referring Expression Segmentation", an anonymous ACL submission).
 
 There is no public code or checkpoint (official_implementations.md §5); this is refbench's
 reference implementation from the paper.  It reads top to bottom like the paper's method (§3):

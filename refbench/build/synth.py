@@ -2,7 +2,7 @@
 
 Procedurally rendered 640x480 scenes of coloured shapes (12 COCO-style categories in 3
 supercategories, 9 colours, 3 size classes, light textures, partial occlusion), written
-in the real formats so the real readers load them unchanged::
+in the real formats so the real readers -- refbench's and the official ones -- load them unchanged::
 
     OUT/images/synth/synth_000000000001.jpg ...
     OUT/annotations/instances_synth.json      COCO instances (polygons; RLE for rings and occluded objects)
@@ -13,21 +13,36 @@ in the real formats so the real readers load them unchanged::
     OUT/synth-grefcoco/instances.json, grefs(unc).json  gRefCOCO style          -> synth-grefcoco/<split>
     OUT/manifest.json                          counts per split + sha256 of every file
 
+Segmentations are what the official ``getMask`` (REFER, LAVT, DMMI, ReLA) reads: a
+polygon is a list of coordinate lists, an RLE (rings, occluded objects) a list holding one
+compressed-RLE dict; every annotation has ``iscrowd: 0``.
+
+``layout="official"`` (``--layout official``) names the folders as the official loaders require,
+so the files can be fed to LAVT / MagNet / DMMI / ReLA as they are (their REFER copies refuse
+any other dataset name)::
+
+    OUT/refcoco/{instances.json, refs(unc).p, seen_unseen.json}   REFER(OUT, 'refcoco', 'unc')
+    OUT/ref-zom/{instances.json, refs(final).p}                    DMMI: REFER(OUT, 'ref-zom', 'final')
+    OUT/grefcoco/{instances.json, grefs(unc).json}                  ReLA: G_REFER(OUT, 'grefcoco', 'unc')
+    OUT/images/mscoco/images/train2014/*.jpg                         REFER's IMAGE_DIR for refcoco
+    OUT/images/mscoco/images/trainval2014 -> train2014              DMMI's Ref-ZOM image folder (set its IMAGE_DIR)
+    OUT/images/train2014 -> mscoco/images/train2014                 ReLA's IMAGE_DIR (OUT/images/train2014)
+
+refbench reads that layout as ``refcoco/<split>``, ``ref-zom/<split>`` and ``grefcoco/<split>``
+(the published counts of the real datasets then do not match: ``data check`` says so); keep the
+default layout for refbench itself, since ``synth*`` splits and ``:seen``/``:unseen`` need it.
+
 Splits are per image, as in RefCOCO: train / val, testA (targets are "round" shapes, in
 scenes with at least two of them: RefCOCO's people-only testA) and testB (the other
-supercategories).  The same seed and size give byte-identical files: every image draws
+supercategories).  The same seed, size and layout give byte-identical files: every image draws
 from its own generator seeded by (seed, image id), JSON is written with sorted keys,
-pickles with protocol 2, JPEGs by the same encoder settings.
+pickles with protocol 2, JPEGs by the same encoder settings, whatever the number of workers.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
-import pickle
-import shutil
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -38,13 +53,20 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from refbench.build.files import dump_json, dump_pickle, iter_files, rle_segmentation, sentence_record
+from refbench.build.output import check_build_output, die_with_parent, staged_output
 from refbench.build.synth_language import (caption_sentences, many_target_groups, many_target_sentence,
                                            one_target_sentences, zero_target_sentence)
 from refbench.build.synth_scene import BACKGROUNDS, CATEGORIES, SceneConfig, SceneObject, compose_scene, render
-from refbench.core.errors import RefbenchError
+from refbench.core.errors import RefbenchError, suggest
+from refbench.core.provenance import sha256_file
 
-# Bumped whenever the files generated for a given (seed, size) change, so cached builds
-# made by an older generator are rebuilt (ensure_synth) rather than silently reused.
+# Bumped whenever what the files say for a given (seed, size) changes -- images, refs, sentences,
+# decoded masks -- so cached builds made by an older generator are rebuilt (ensure_synth) rather than
+# silently reused.  A change of encoding that decodes to the same masks is not a new version: RLE
+# segmentations became lists of compressed dicts (REFER-readable) within version 4, every decoded
+# mask and every image byte-identical (tests/test_conformance.py), so refbench reads old and new
+# builds alike and the reference numbers stand.
 FORMAT_VERSION = 4
 SPLITS = ("train", "val", "testA", "testB")
 # Images per split for each benchmark size.
@@ -56,6 +78,29 @@ BENCHMARK_SIZES: dict[str, dict[str, int]] = {
 TEST_SUPERCATEGORIES = {"testA": ("round",), "testB": ("polygon", "symbol")}
 IMAGE_DIR = "images/synth"
 JPEG_QUALITY = 92
+DATASETS = ("synth", "synth-zom", "synth-grefcoco")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Folder names of a build: ``dirs`` maps each refbench dataset to its folder, ``images`` is the
+    image folder, ``links`` are relative symlinks (link path -> target) to it."""
+
+    name: str
+    dirs: dict
+    images: str
+    links: tuple[tuple[str, str], ...] = ()
+
+
+LAYOUTS: dict[str, Layout] = {
+    "refbench": Layout("refbench", {d: d for d in DATASETS}, IMAGE_DIR),
+    # the names the official loaders accept (module doc): REFER / LAVT / MagNet refuse any dataset
+    # folder but refcoco, refcoco+, refcocog (and refclef); DMMI adds ref-zom; ReLA wants grefcoco.
+    "official": Layout("official", {"synth": "refcoco", "synth-zom": "ref-zom", "synth-grefcoco": "grefcoco"},
+                       "images/mscoco/images/train2014",
+                       (("images/mscoco/images/trainval2014", "train2014"),
+                        ("images/train2014", "mscoco/images/train2014"))),
+}
 
 
 @dataclass(frozen=True)
@@ -69,11 +114,6 @@ class SynthConfig:
     sentences_per_ref_p: tuple[float, ...] = (0.3, 0.4, 0.3)
     max_many_refs: int = 2
     p_zero_ref: float = 0.7
-
-
-def _rle_json(mask: np.ndarray) -> dict:
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"counts": rle["counts"].decode("ascii"), "size": [int(x) for x in rle["size"]]}
 
 
 def render_scene(image_id: int, split: str, cfg: SynthConfig) -> tuple[np.random.Generator, list[SceneObject], str,
@@ -107,10 +147,9 @@ def _image_record(image_id: int, split: str, cfg: SynthConfig, image_dir: Path) 
     anns = []
     for k, o in enumerate(objects):
         vis = o.visible
-        if o.polygons is not None and not o.occluded:
-            segm = o.polygons
-        else:
-            segm = _rle_json(vis)
+        # polygons as a list of lists; RLE as a list holding one compressed dict (what REFER's getMask
+        # reads; a bare RLE dict crashes it).  Either decodes to exactly the visible mask.
+        segm = o.polygons if o.polygons is not None and not o.occluded else rle_segmentation(vis)
         rle = mask_utils.encode(np.asfortranarray(vis.astype(np.uint8)))
         anns.append({"id": image_id * 100 + k, "image_id": image_id, "category_id": o.category.id,
                      "segmentation": segm, "area": float(mask_utils.area(rle)),
@@ -160,32 +199,6 @@ def _render_batch(args: tuple[list[tuple[int, str]], SynthConfig, Path]) -> list
     return [_image_record(i, s, cfg, image_dir) for i, s in jobs]
 
 
-def _sentence(raw: str, sent_id: int) -> dict:
-    sent = raw.lower().replace(",", " ").replace(".", " ")
-    tokens = sent.split()
-    return {"raw": raw, "sent": " ".join(tokens), "sent_id": sent_id, "tokens": tokens}
-
-
-def _dump_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode())
-
-
-def _dump_pickle(path: Path, obj) -> None:
-    """Protocol-2 pickle whose bytes depend only on the values: memoization is off (``fast``),
-    so whether equal strings are shared objects (they are not, across worker processes)
-    cannot change the output."""
-    buf = io.BytesIO()
-    p = pickle.Pickler(buf, protocol=2)
-    p.fast = True
-    p.dump(obj)
-    path.write_bytes(buf.getvalue())
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _categories() -> list[dict]:
     return [{"id": c.id, "name": c.name, "supercategory": c.supercategory} for c in CATEGORIES]
 
@@ -198,14 +211,14 @@ def _partition() -> dict:
             "seen_coco_ids": ids("seen"), "unseen_coco_ids": ids("unseen"), "excluded_coco_ids": ids("excluded")}
 
 
-def _write(records: list[dict], root: Path, cfg: SynthConfig) -> dict:
-    """Write every file of the benchmark under ``root``; returns the per-split counts."""
+def _write(records: list[dict], root: Path, cfg: SynthConfig, layout: Layout) -> dict:
+    """Write every annotation file of the benchmark under ``root`` in ``layout``; returns the per-split counts."""
     images, anns, captions = [], [], []
     refer, zom, gref = [], [], []
     ids = {"refer_ref": 0, "refer_sent": 0, "zom_ref": 0, "zom_sent": 0, "gref_ref": 0, "gref_sent": 0, "cap": 0}
     counts: dict[str, dict[str, dict]] = {d: {s: {"images": 0, "refs": 0, "sentences": 0, "zero": 0, "one": 0,
                                                   "many": 0} for s in SPLITS}
-                                          for d in ("synth", "synth-zom", "synth-grefcoco")}
+                                          for d in DATASETS}
 
     def take(key: str) -> int:
         ids[key] += 1
@@ -231,7 +244,7 @@ def _write(records: list[dict], root: Path, cfg: SynthConfig) -> dict:
         for k, sents in rec["one"]:
             aid = ann_ids[k]
             rid = take("refer_ref")
-            ss = [_sentence(s, take("refer_sent")) for s in sents]
+            ss = [sentence_record(s, take("refer_sent")) for s in sents]
             refer.append({"ref_id": rid, "ann_id": aid, "image_id": iid, "category_id": cat_of[aid], "split": split,
                           "sentences": ss, "sent_ids": [s["sent_id"] for s in ss], "file_name": f"{stem}_{aid}.jpg"})
             add("synth", split, "one", len(ss))
@@ -240,7 +253,7 @@ def _write(records: list[dict], root: Path, cfg: SynthConfig) -> dict:
                  + [("zero", [], sents) for sents in rec["zero"]])
         for typ, aids, sents in typed:
             rid = take("zom_ref")
-            ss = [_sentence(s, take("zom_sent")) for s in sents]
+            ss = [sentence_record(s, take("zom_sent")) for s in sents]
             zom.append({"ref_id": rid, "image_id": iid, "split": split, "source": typ, "sentences": ss,
                         "sent_ids": [s["sent_id"] for s in ss], "file_name": fname,
                         # Ref-ZOM keeps an ann_id on zero refs too (its loader looks it up, then zeroes the mask)
@@ -248,7 +261,7 @@ def _write(records: list[dict], root: Path, cfg: SynthConfig) -> dict:
                         "category_id": cat_of[aids[0]] if typ == "one" else [cat_of[a] for a in aids]})
             add("synth-zom", split, typ, len(ss))
             rid = take("gref_ref")
-            ss = [_sentence(s, take("gref_sent")) for s in sents]
+            ss = [sentence_record(s, take("gref_sent")) for s in sents]
             gref.append({"ref_id": rid, "image_id": iid, "split": split, "file_name": fname,
                          "ann_id": aids if aids else [-1], "category_id": [cat_of[a] for a in aids] if aids else [-1],
                          "no_target": not aids, "sentences": ss, "sent_ids": [s["sent_id"] for s in ss]})
@@ -258,68 +271,73 @@ def _write(records: list[dict], root: Path, cfg: SynthConfig) -> dict:
             "format_version": FORMAT_VERSION, "seed": cfg.seed, "size": cfg.size}
     instances = {"info": info, "licenses": [{"id": 0, "name": "CC0 (generated by refbench)", "url": ""}],
                  "images": images, "annotations": anns, "categories": _categories()}
-    _dump_json(root / "annotations" / "instances_synth.json", instances)
-    _dump_json(root / "annotations" / "captions_synth.json",
-               {"info": info, "licenses": instances["licenses"], "images": images, "annotations": captions})
-    for d in ("synth", "synth-zom", "synth-grefcoco"):
-        _dump_json(root / d / "instances.json", instances)
-    _dump_pickle(root / "synth" / "refs(unc).p", refer)
-    _dump_json(root / "synth" / "seen_unseen.json", _partition())
-    _dump_pickle(root / "synth-zom" / "refs(final).p", zom)
-    _dump_json(root / "synth-grefcoco" / "grefs(unc).json", gref)
+    dump_json(root / "annotations" / "instances_synth.json", instances)
+    dump_json(root / "annotations" / "captions_synth.json",
+              {"info": info, "licenses": instances["licenses"], "images": images, "annotations": captions})
+    d = layout.dirs
+    for name in DATASETS:
+        dump_json(root / d[name] / "instances.json", instances)
+    dump_pickle(root / d["synth"] / "refs(unc).p", refer)
+    dump_json(root / d["synth"] / "seen_unseen.json", _partition())
+    dump_pickle(root / d["synth-zom"] / "refs(final).p", zom)
+    dump_json(root / d["synth-grefcoco"] / "grefs(unc).json", gref)
     return counts
 
 
-def build_synth(out: str | os.PathLike, seed: int = 0, size: str = "small", workers: int | None = None,
-                force: bool = False, echo: Callable[[str], None] | None = None) -> dict:
-    """Build the synthetic benchmark into ``out`` (atomically: temp dir + rename).
+def _render_all(jobs: list[tuple[int, str]], cfg: SynthConfig, image_dir: Path, workers: int) -> list[dict]:
+    """Render every image (in ``workers`` processes when > 1); records in id order either way.
 
-    Returns the manifest (counts per dataset/split, sha256 per file).  ``out`` must not
-    exist unless ``force`` (then it is replaced).  ``workers`` processes render images
-    (default: up to 2); the output does not depend on it.
+    Workers die with the build (refbench.build.output.die_with_parent): a killed build leaves no
+    process behind."""
+    chunk = 16
+    batches = [(jobs[i:i + chunk], cfg, image_dir) for i in range(0, len(jobs), chunk)]
+    if workers > 1 and len(batches) > 1:
+        with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+            return [r for batch in pool.map(_render_batch, batches) for r in batch]
+    return [r for b in batches for r in _render_batch(b)]
+
+
+def build_synth(out: str | os.PathLike, seed: int = 0, size: str = "small", workers: int | None = None,
+                force: bool = False, echo: Callable[[str], None] | None = None, layout: str = "refbench") -> dict:
+    """Build the synthetic benchmark into ``out``; returns the manifest (counts per dataset/split,
+    sha256 per file).
+
+    ``out`` must not exist (or be empty) unless ``force``, and ``force`` replaces only a folder
+    refbench built (refbench.build.output).  The build is staged in a temporary folder beside
+    ``out`` and swapped in when complete.  ``workers`` processes render images (default: up to
+    2); the output does not depend on it.  ``layout``: ``refbench`` (default) or ``official``
+    (module doc).
     """
     if size not in BENCHMARK_SIZES:
-        from refbench.core.errors import suggest
         raise suggest(size, BENCHMARK_SIZES, "synthetic benchmark size")
-    out = Path(out)
-    if out.exists() and not force and (out.is_file() or any(out.iterdir())):
-        raise RefbenchError(f"{out} already exists and is not empty; choose another --out or pass --force to replace it")
+    if layout not in LAYOUTS:
+        raise suggest(layout, LAYOUTS, "layout")
+    if workers is not None and workers < 1:
+        raise RefbenchError(f"--workers must be at least 1, got {workers}")
+    lay = LAYOUTS[layout]
+    out = check_build_output(out, force)
     cfg = SynthConfig(seed=seed, size=size)
     t0 = time.perf_counter()
     jobs = image_plan(size)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the result is an ordinary directory
-    try:
-        image_dir = tmp / IMAGE_DIR
+    with staged_output(out, force, generator="refbench.build.synth", layout=layout) as tmp:
+        image_dir = tmp / lay.images
         image_dir.mkdir(parents=True)
-        chunk = 16
-        batches = [(jobs[i:i + chunk], cfg, image_dir) for i in range(0, len(jobs), chunk)]
-        if workers > 1 and len(batches) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                records = [r for batch in pool.map(_render_batch, batches) for r in batch]
-        else:
-            records = [r for b in batches for r in _render_batch(b)]
-        counts = _write(records, tmp, cfg)
-        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        records = _render_all(jobs, cfg, image_dir, workers)
+        counts = _write(records, tmp, cfg, lay)
+        for link, target in lay.links:
+            (tmp / link).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(target, tmp / link, target_is_directory=True)
         manifest = {"generator": "refbench.build.synth", "format_version": FORMAT_VERSION, "seed": seed,
                     "size": size, "counts": counts,
-                    "files": {p.relative_to(tmp).as_posix(): _sha256(p) for p in files}}
-        _dump_json(tmp / "manifest.json", manifest)
-        if out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        elif out.exists():
-            if not force:
-                raise RefbenchError(f"{out} appeared while building; pass --force to replace it")
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+                    "files": {p.relative_to(tmp).as_posix(): sha256_file(p) for p in iter_files(tmp)}}
+        if layout != "refbench":  # the default layout's manifest stays as it was (same bytes as before)
+            manifest.update(layout=layout, datasets=dict(lay.dirs), image_links=dict(lay.links))
+        dump_json(tmp / "manifest.json", manifest)
     if echo:
         n_img = sum(BENCHMARK_SIZES[size].values())
-        echo(f"built synthetic benchmark ({size}, seed {seed}): {n_img} images in {time.perf_counter() - t0:.1f} s -> {out}")
+        echo(f"built synthetic benchmark ({size}, seed {seed}, layout {layout}): {n_img} images in "
+             f"{time.perf_counter() - t0:.1f} s -> {out}")
     return manifest
 
 
@@ -329,25 +347,28 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "refbench"
 
 
+def _current(target: Path) -> bool:
+    try:
+        return json.loads((target / "manifest.json").read_text()).get("format_version") == FORMAT_VERSION
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def ensure_synth(size: str = "small", seed: int = 0, cache_dir: str | os.PathLike | None = None) -> Path:
     """The data root of the default synthetic benchmark, built into the cache on first use.
 
     ``<cache>/synth-<size>-seed<seed>/``; reused when its manifest matches this generator's
-    format version, rebuilt otherwise.  Concurrent first uses are safe: each builds into a
-    temporary directory and the first rename wins.
+    format version, rebuilt otherwise (replacing only a build refbench made there).  Concurrent
+    first uses are safe: each builds into its own temporary folder, the first swap wins and the
+    others use its result.
     """
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = root / f"synth-{size}-seed{seed}"
-    manifest = target / "manifest.json"
-    if manifest.is_file():
-        try:
-            if json.loads(manifest.read_text()).get("format_version") == FORMAT_VERSION:
-                return target
-        except (OSError, json.JSONDecodeError):
-            pass
+    if _current(target):
+        return target
     try:
         build_synth(target, seed=seed, size=size, force=target.exists())
     except RefbenchError:
-        if not (target / "manifest.json").is_file():  # lost a race to a finished build: use it
+        if not _current(target):  # not a lost race to a finished build
             raise
     return target

@@ -16,25 +16,40 @@ def build_dataset() -> None:
 @click.option("--seed", default=0, show_default=True, help="Random seed; the same seed gives byte-identical files.")
 @click.option("--size", type=click.Choice(["tiny", "small", "full"]), default="small", show_default=True,
               help="tiny: 40 images (tests), small: 800 (default benchmark), full: 7200.")
-@click.option("--workers", type=int, default=None, help="Rendering processes (default: up to 2; output is identical).")
-@click.option("--force", is_flag=True, help="Replace --out if it exists.")
-def synth(out: Path, seed: int, size: str, workers: int | None, force: bool) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Rendering processes (default: up to 2; output is identical).")
+@click.option("--layout", type=click.Choice(["refbench", "official"]), default="refbench", show_default=True,
+              help="Folder names: refbench's (synth/, synth-zom/, synth-grefcoco/) or the ones the official "
+                   "loaders accept (refcoco/ for REFER/LAVT/MagNet/DMMI, ref-zom/ for DMMI, grefcoco/ for ReLA, "
+                   "images under images/mscoco/images/train2014).")
+@click.option("--force", is_flag=True, help="Replace --out if refbench built it (a folder with other files is never "
+                                            "replaced).")
+def synth(out: Path, seed: int, size: str, workers: int | None, layout: str, force: bool) -> None:
     """The synthetic RIS benchmark: shapes with attributes, positions, relations; one, many and
     no-target sentences; written as REFER, Ref-ZOM and gRefCOCO datasets with a sha256 manifest.
 
-    Example: refbench build-dataset synth --out data/synth --size small
+    \b
+    Examples:
+      refbench build-dataset synth --out data/synth --size small
+      refbench build-dataset synth --out refer/data --layout official   # for the official code as it is
     """
-    from refbench.build.synth import build_synth
+    from refbench.build.synth import LAYOUTS, build_synth
 
-    manifest = build_synth(out, seed=seed, size=size, workers=workers, force=force, echo=click.echo)
+    manifest = build_synth(out, seed=seed, size=size, workers=workers, force=force, echo=click.echo, layout=layout)
+    dirs = LAYOUTS[layout].dirs
     for dataset, splits in manifest["counts"].items():
         parts = []
         for split, c in splits.items():
             types = "/".join(str(c[t]) for t in ("zero", "one", "many"))
             parts.append(f"{split} {c['images']} img {c['refs']} refs {c['sentences']} sent ({types})")
-        click.echo(f"  {dataset:15s} " + "; ".join(parts))
+        click.echo(f"  {dirs[dataset]:15s} " + "; ".join(parts))
     click.echo(f"  sentences by type are (zero/one/many); manifest: {out / 'manifest.json'}")
-    click.echo(f"  use it: refbench data check --data-root {out}   (or REFBENCH_DATA={out})")
+    if layout == "official":
+        click.echo(f"  official loaders: REFER('{out}', 'refcoco', 'unc') (LAVT, MagNet, DMMI), DMMI REFER('{out}', "
+                   f"'ref-zom', 'final'), ReLA G_REFER('{out}', 'grefcoco', 'unc'); refbench reads it as "
+                   f"refcoco/<split>, ref-zom/<split>, grefcoco/<split>")
+    else:
+        click.echo(f"  use it: refbench data check --data-root {out}   (or REFBENCH_DATA={out})")
 
 
 @build_dataset.command("ref-zom")
@@ -66,7 +81,8 @@ def synth(out: Path, seed: int, size: str, workers: int | None, force: bool) -> 
               help='Extra category words, JSON {name: {"singular": [...], "plural": [...], "mentions": [...]}}.')
 @click.option("--lexicon-fallback", is_flag=True,
               help="Categories without a lexicon entry use their own name and its regular plural (listed in stats.json).")
-@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@click.option("--force", is_flag=True, help="Replace --out if refbench built it (a folder with other files is never "
+                                            "replaced).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
 def ref_zom(coco_instances: tuple[Path, ...], coco_captions: tuple[Path, ...], refer_root: Path, out: Path, seed: int, max_images: int | None,
             test_fraction: float | None, zero_fraction: float | None, many_object_ratio: float | None, zero_pool: str,

@@ -31,12 +31,16 @@ from refbench.commands.options import POSITIVE_FLOAT
 @click.option("--val-limit", type=click.IntRange(min=1), default=None, help="Validate on the first N samples only.")
 @click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64), help="DataLoader worker processes.")
 @click.option("--init-checkpoint", default=None, help="Start from these weights (e.g. pretrained parts).")
+@click.option("--from-scratch", is_flag=True,
+              help="Train from random weights. Without it a paper variant needs the pretrained parts its paper starts "
+                   "from (e.g. --model-arg swin_path=swin_base_patch4_window12_384_22k.pth --model-arg "
+                   "bert_path=bert-base-uncased/; `refbench models` lists them).")
 @click.option("--model-arg", "model_args", multiple=True,
               help="KEY=VALUE passed to the model builder (a config field or an ablation), e.g. "
                    "--model-arg ablation=ve_only or --model-arg ce_class_weights=[0.5,2.0]; VALUE is JSON or a string.")
 def train_cmd(model, variant, dataset, val, out, data_root, device, precision, seed, resume, micro_batch, epochs,
               batch_size, lr, input_size, max_steps, save_every, val_limit, workers, init_checkpoint,
-              model_args) -> None:
+              from_scratch, model_args) -> None:
     """Train MODEL with its paper's recipe (AdamW, poly decay, epochs, batch) on DATASET.
 
     Example: refbench train --model lavt --variant tiny --dataset synth/train --out runs/lavt-tiny
@@ -44,12 +48,14 @@ def train_cmd(model, variant, dataset, val, out, data_root, device, precision, s
     from refbench.commands.reporting import CLI
     from refbench.train import TrainConfig, train
 
+    # train() refuses a paper recipe without its pretrained parts before reading any data (--from-scratch)
+    margs = parse_model_args(model_args)
     train(TrainConfig(model=model, variant=variant, dataset=dataset, val=val, out=out,
                       data_root=data_root or os.environ.get("REFBENCH_DATA"), data_root_explicit=data_root is not None,
                       device=device, precision=precision,
                       seed=seed, resume=resume, micro_batch=micro_batch, epochs=epochs, batch_size=batch_size,
                       lr=lr, input_size=input_size, max_steps=max_steps, save_every=save_every, val_limit=val_limit,
-                      workers=workers, init_checkpoint=init_checkpoint, model_args=parse_model_args(model_args)),
+                      workers=workers, init_checkpoint=init_checkpoint, from_scratch=from_scratch, model_args=margs),
           reporter=CLI)
 
 

@@ -12,7 +12,7 @@ G-Ref): 480x480 canvas, PIL bilinear image resize, nearest GT resize, GT = 1 whe
 polygon sum == 1, per sentence, IoU = 0 when the union is empty, P@X with >=.  ``dmmi`` is the
 same loop with DMMI's GT rule (the union of the polygons), which DMMI's own ``refer.py`` uses.
 
-Which paper uses which GT rule (``official_implementations.md`` §6, §10):
+Which paper uses which GT rule (read from each paper's official test code):
 
 ==========  ==================================  ===============================================
 protocol    used by                             GT rule (why)

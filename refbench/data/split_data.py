@@ -91,7 +91,7 @@ def read_refs(d: DatasetDef, refs_path: Path, coco: CocoIndex | None = None) -> 
         return refer.load_refs(refs_path)
     if d.format == "refzom":
         return refzom.load_refs(refs_path, coco)
-    return grefcoco.load_refs(refs_path)
+    return grefcoco.load_refs(refs_path, coco)
 
 
 def _partition(d: DatasetDef, directory: Path) -> Partition:

@@ -40,6 +40,7 @@ from refbench.core.models import RISModel, get_model_info
 from refbench.core.protocols import get_protocol
 from refbench.core.results import write_json_atomic
 from refbench.train.optim import build_optimizer, poly_lambda
+from refbench.train.pretrained import require_pretrained
 from refbench.train.recipes import TrainRecipe, get_recipe
 
 
@@ -68,6 +69,7 @@ class TrainConfig:
     val_limit: int | None = None
     workers: int = 0
     init_checkpoint: str | None = None
+    from_scratch: bool = False        # a paper recipe without its pretrained parts: only when asked for
     log_every: int = 10
     find_unused_parameters: bool = False
     model_args: dict = field(default_factory=dict)  # builder keyword arguments (config fields, ablations)
@@ -173,6 +175,10 @@ def train(cfg: TrainConfig, reporter: Reporter = SILENT) -> dict:
     from refbench.eval.splits import open_eval_split
 
     out = check_out(cfg)
+    if not cfg.resume:  # a resumed run continues from its saved state, whatever it started from
+        info = get_model_info(cfg.model)
+        require_pretrained(info, info.check_variant(cfg.variant), cfg.model_args, cfg.from_scratch,
+                           cfg.init_checkpoint)
     state_path = out / "state.pt"
     dev = resolve_device(cfg.device)
     ctx = init_from_env(dev.type == "cuda")

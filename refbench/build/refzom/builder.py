@@ -14,8 +14,14 @@ output depends only on the inputs and the seed, never on iteration order):
    one-to-many refs (one_to_many.py) go on target images in a seeded order until their
    targets reach ``many_object_ratio`` x that split's one-to-one targets (images without a
    one-to-one candidate always get one);
-6. write atomically (writer.py) with stats.json and manifest.json, and read the result
+6. write into a temporary folder beside ``out`` and swap it in (refbench.build.output) with
+   stats.json and manifest.json, after checking the DMMI loader contract and reading the result
    back with refbench's Ref-ZOM reader.
+
+``out`` is checked before any input is read: it may not be, contain or lie inside an input path,
+and ``force`` replaces only a folder refbench built.  Crowd annotations are never a target
+(refbench.build.refzom.sources): COCO's crowd RLE is unreadable for the official ``getMask``,
+and a category with a crowd annotation gets no "all the ..." ref, whose GT would miss the crowd.
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from refbench.core import __version__
+from refbench.build.output import check_build_output, staged_output
 from refbench.build.refzom import writer
 from refbench.build.refzom.config import RefZomConfig
 from refbench.build.refzom.draft import Draft
@@ -44,7 +51,8 @@ from refbench.data import refzom as refzom_reader
 from refbench.core.errors import RefbenchError
 from refbench.core.provenance import sha256_file
 
-FORMAT_VERSION = 1
+# 2: crowd annotations never named by a ref; RLE segmentations as a list of compressed dicts
+FORMAT_VERSION = 2
 # Stage numbers in the per-image / per-stage generator seeds.
 (_ZERO, _ONE, _MANY, _PERM_OUTSIDE, _PERM_REFER, _PERM_TARGET_REFER, _PERM_TARGET_OTHER, _PERM_MANY,
  _PERM_TARGET_MANY_ONLY) = range(1, 10)
@@ -114,6 +122,8 @@ def _zero_pool_note(src: Sources, rule: str) -> dict:
 def _choose_zero(src: Sources, lexicon: Lexicon, chunker: Chunker, cfg: RefZomConfig, usable: list[int], goal: int,
                  progress: bool) -> tuple[dict[int, Draft], ZeroReport]:
     refer_set = set(src.refer_images)
+    # a zero ref still names an annotation of its image (DMMI's loader looks it up): a non-crowd one
+    usable = [i for i in usable if any(a not in src.crowd for a in src.image_anns[i])]
     order = _perm([i for i in usable if i not in refer_set], cfg.seed, _PERM_OUTSIDE)
     if cfg.zero_pool == "unused":
         order += _perm([i for i in usable if i in refer_set], cfg.seed, _PERM_REFER)
@@ -215,9 +225,9 @@ def build_refzom(instances: PathsLike, captions: PathsLike, refer_root: str | os
     """
     cfg = config
     cfg.validate()
-    out = Path(out)
-    if out.exists() and not force and (out.is_file() or any(out.iterdir())):
-        raise RefbenchError(f"{out} already exists and is not empty; choose another --out or pass --force to replace it")
+    given_out = out  # the command line records --out as given
+    out = check_build_output(out, force, inputs=[*as_paths(instances), *as_paths(captions), refer_root, *image_dirs,
+                                                 lexicon_file])
     say = echo or (lambda _m: None)
     t0 = time.perf_counter()
     src = load_sources(instances, captions, refer_root)
@@ -279,10 +289,10 @@ def build_refzom(instances: PathsLike, captions: PathsLike, refer_root: str | os
               "refer": [{"path": f.name, "family": f.family, "sha256": sha256_file(f.path)} for f in src.refer_files]}
     if lexicon_file:
         inputs["lexicon"] = {"path": str(lexicon_file), "sha256": sha256_file(lexicon_file)}
-    cmd = command if command is not None else canonical_command(instances, captions, refer_root, out, cfg, image_dirs,
-                                                               lexicon_file, lexicon_fallback)
+    cmd = command if command is not None else canonical_command(instances, captions, refer_root, given_out, cfg,
+                                                               image_dirs, lexicon_file, lexicon_fallback)
     t_write = time.perf_counter()
-    with writer.atomic_dir(out, force) as tmp:
+    with staged_output(out, force, generator="refbench.build.refzom") as tmp:
         files = writer.write_dataset(tmp, refs, instances_doc, links)
         writer.write_json_pretty(tmp / "stats.json", stats)
         files.append(tmp / "stats.json")

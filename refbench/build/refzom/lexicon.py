@@ -12,7 +12,7 @@ generic heads ("object", "thing", "one") to every category.  The one-to-zero che
 all of these (the more words, the stricter it is); caption one-to-many phrases use
 ``names`` only.  Plurals come from :func:`pluralize` (irregular forms listed).
 
-Built in: the 80 COCO categories (datasets_and_splits.md §D) and the refbench synthetic
+Built in: the 80 COCO categories (COCO's instances categories) and the refbench synthetic
 benchmark's shape categories (read from ``refbench.build.synth_scene.CATEGORIES``).
 Other categories come from a JSON file (``--lexicon``) or, with ``fallback=True``, from
 their own name and its regular plural; either way they are listed in the build report.
@@ -85,7 +85,7 @@ def _forms(words: str) -> set[str]:
     return out
 
 
-# COCO-80 (datasets_and_splits.md §D): name -> (display singular, display plural,
+# COCO-80: name -> (display singular, display plural,
 # other names of the whole category, mentions).  Word lists are singular, '|'-separated;
 # plurals are generated.
 _COCO: dict[str, tuple[str, str, str, str]] = {

@@ -38,8 +38,13 @@ DETERMINERS = frozenset({"the", "a", "an", "all", "both", "these", "those", "man
 
 
 def multi_instance(src: Sources, image_id: int) -> dict[int, list[int]]:
-    """{category_id: ann_ids} of the categories with >= 2 instances (crowd included) in the image."""
-    return {c: anns for c, anns in sorted(src.categories_in(image_id).items()) if len(anns) >= 2}
+    """{category_id: ann_ids} of the categories with >= 2 instances and no crowd annotation in the image.
+
+    A crowd annotation cannot be a target (the official loaders cannot decode COCO's crowd RLE, and
+    ReLA drops crowd targets), and "all the people" without the crowd's pixels would be a wrong GT,
+    so a category with one is left out of many-target refs altogether."""
+    return {c: anns for c, anns in sorted(src.categories_in(image_id).items())
+            if len(anns) >= 2 and not any(a in src.crowd for a in anns)}
 
 
 def join(rng: np.random.Generator, src: Sources, image_id: int, three_share: float = 0.3) -> Draft | None:
@@ -60,7 +65,7 @@ def join(rng: np.random.Generator, src: Sources, image_id: int, three_share: flo
 
 
 def template(rng: np.random.Generator, src: Sources, lexicon: Lexicon, image_id: int) -> Draft | None:
-    """All instances of one multi-instance category, with a count word unless crowd-annotated."""
+    """All instances of one multi-instance category (never one with a crowd annotation: :func:`multi_instance`)."""
     multi = multi_instance(src, image_id)
     if not multi:
         return None
@@ -68,7 +73,7 @@ def template(rng: np.random.Generator, src: Sources, lexicon: Lexicon, image_id:
     cid = cids[int(rng.integers(len(cids)))]
     anns = multi[cid]
     sg, pl = lexicon.display(cid)
-    counted = not any(a in src.crowd for a in anns)
+    counted = not any(a in src.crowd for a in anns)  # always True here; kept so the template never counts a crowd
     return Draft(image_id, "many", "template", tuple(anns), (many_targets(rng, sg, pl, len(anns), counted),))
 
 

@@ -9,7 +9,13 @@
                 skipped.  Read with refbench.data.refer.load_refs (safe unpickling).
 
 Every REFER ref must point at an annotation of instances.json on the ref's image;
-otherwise the files do not belong together and the build stops.
+otherwise the files do not belong together and the build stops.  Every annotation's segmentation
+is checked as refbench's readers check it (refbench.data.masks: polygons that rasterize, RLE of the
+image's size whose counts add up), so a broken input stops the build with one line naming the
+file, the annotation and its image instead of being copied into the output.  ``iscrowd``
+annotations are indexed (they count as present for the zero-target check) but never become a
+target: REFER refs on them are skipped, and the builders leave their categories out of
+"all the ..." refs.
 """
 from __future__ import annotations
 
@@ -169,6 +175,7 @@ def load_sources(instances: PathsLike, captions: PathsLike, refer_root: str | os
             crowd.add(aid)
     for v in image_anns.values():
         v.sort()
+    coco.validate_anns(coco.anns)  # bulk check; the first problem as one line (file, annotation, image)
     caps: dict[int, list[str]] = {}
     image_set = set(coco.images)
     for path in as_paths(captions):

@@ -13,23 +13,23 @@ A ref: ``ref_id``, ``image_id``, ``split`` (train | test), ``source`` (zero | on
 loader looks up and then ignores), ``category_id`` (int | list aligned with ``ann_id`` |
 [] for zero), ``sentences`` [{raw, sent, sent_id, tokens}], ``sent_ids``, ``file_name``, and
 ``refbench_method`` (how it was made).  Everything is written into a temporary sibling of
-OUT and renamed into place, so a failed build leaves nothing behind.
+OUT and swapped into place (refbench.build.output), so a failed build leaves nothing behind.
+
+What DMMI's loader (``refer/refer.py``, ``data/dataset_zom.py``) needs from the files is checked
+before anything is moved into place (:func:`check_loader_contract`): every annotation a ref names
+is a non-crowd annotation of the ref's image whose segmentation is a list of polygon lists or a
+list of compressed-RLE dicts.  COCO crowd annotations (a bare dict with uncompressed counts, which
+``getMask`` cannot index) are copied into instances.json as COCO has them but never named by a ref.
 """
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+from refbench.build.files import dump_json, dump_json_pretty, dump_pickle, official_segmentation, sentence_record
 from refbench.build.refzom.draft import Draft
 from refbench.build.refzom.sources import Sources
-from refbench.build.synth import _dump_json as dump_json
-from refbench.build.synth import _dump_pickle as dump_pickle
-from refbench.build.synth import _sentence as sentence_record
 from refbench.data.layout import ImageLocator
 from refbench.core.errors import RefbenchError
 
@@ -58,8 +58,8 @@ def ref_dicts(drafts: Sequence[Draft], split_of: Mapping[int, str], src: Sources
             ann_id, cat = d.ann_ids[0], cats[0]
         elif d.source == "many":
             ann_id, cat = list(d.ann_ids), cats
-        else:
-            ann_id, cat = src.image_anns[d.image_id][0], []
+        else:  # the loader looks the ann_id up (then zeroes the mask): a non-crowd annotation of the image
+            ann_id, cat = next(a for a in src.image_anns[d.image_id] if a not in src.crowd), []
         refs.append({"ref_id": ref_id, "image_id": d.image_id, "split": split_of[d.image_id], "source": d.source,
                      "ann_id": ann_id, "category_id": cat, "sentences": sents,
                      "sent_ids": [s["sent_id"] for s in sents], "file_name": src.coco.images[d.image_id].file_name,
@@ -68,20 +68,51 @@ def ref_dicts(drafts: Sequence[Draft], split_of: Mapping[int, str], src: Sources
 
 
 def instances_subset(src: Sources, image_ids: set[int], description: str) -> dict:
-    """COCO instances of ``image_ids``: their image records, all their annotations (id order), all categories."""
+    """COCO instances of ``image_ids``: their image records, all their annotations (id order), all categories.
+
+    Non-crowd segmentations are written as the official ``getMask`` reads them (refbench.build.files.
+    official_segmentation: a bare RLE dict becomes a list of one compressed dict; the pixels are the
+    same); crowd annotations are copied as COCO has them (no ref names them)."""
     images = [{"id": i.id, "file_name": i.file_name, "height": i.height, "width": i.width}
               for i in sorted((src.coco.images[k] for k in image_ids), key=lambda x: x.id)]
-    anns = [src.coco.anns[a] for i in sorted(image_ids) for a in src.image_anns.get(i, ())]
+    anns = []
+    for i in sorted(image_ids):
+        im = src.coco.images[i]
+        for a in src.image_anns.get(i, ()):
+            ann = src.coco.anns[a]
+            if a not in src.crowd:
+                segm = official_segmentation(ann["segmentation"], im.height, im.width)
+                if segm is not ann["segmentation"]:
+                    ann = {**ann, "segmentation": segm}
+            anns.append(ann)
     cats = [src.coco.categories[c] for c in sorted(src.coco.categories)]
     return {"info": {"description": description}, "images": images, "annotations": anns, "categories": cats}
+
+
+def segmentation_problem(segm: Any) -> str | None:
+    """Why DMMI's / REFER's ``getMask`` cannot read ``segm`` (§10), or None: it indexes ``segm[0]``,
+    rasterizes a list of polygon lists, and passes anything else to ``pycocotools.mask.decode``
+    and sums over the last axis, which needs a list of compressed-RLE dicts."""
+    if not isinstance(segm, list) or not segm:
+        kind = "an empty list" if isinstance(segm, list) else f"a {type(segm).__name__}"
+        return f"segmentation is {kind}, not a non-empty list"
+    if isinstance(segm[0], list):
+        # coordinates were checked when the inputs were read (refbench.data.masks); the structure is checked here
+        return None if all(isinstance(p, list) for p in segm) else "segmentation mixes polygon lists with other things"
+    if all(isinstance(p, dict) and isinstance(p.get("counts"), str) and isinstance(p.get("size"), list)
+           for p in segm):
+        return None
+    return "segmentation is a list but neither of polygon lists nor of compressed-RLE dicts"
 
 
 def check_loader_contract(refs: list[dict], instances: dict) -> None:
     """What DMMI's ``refer/refer.py`` + ``data/dataset_zom.py`` need from the files: unique
     ref and sentence ids; every ``ann_id`` (int or list) and ``image_id`` in instances.json;
-    ``source``, ``split`` in train/test, sentences with ``raw``, ``sent_id`` and ``tokens``.
-    A violation is a refbench bug; it stops the build before anything is moved into place."""
-    anns = {a["id"]: a["image_id"] for a in instances["annotations"]}
+    ``source``, ``split`` in train/test, sentences with ``raw``, ``sent_id`` and ``tokens``; every
+    annotation a ref names (a zero ref's too: it is looked up, though not decoded) is non-crowd
+    and its segmentation readable by ``getMask`` (:func:`segmentation_problem`).  A violation is a
+    refbench bug; it stops the build before anything is moved into place."""
+    anns = {a["id"]: a for a in instances["annotations"]}
     images = {i["id"] for i in instances["images"]}
     ref_ids, sent_ids = set(), set()
     for r in refs:
@@ -91,8 +122,10 @@ def check_loader_contract(refs: list[dict], instances: dict) -> None:
             problem = "duplicate ref_id"
         elif r["image_id"] not in images:
             problem = "image not in instances.json"
-        elif any(anns.get(a) != r["image_id"] for a in ids):
+        elif any(a not in anns or anns[a]["image_id"] != r["image_id"] for a in ids):
             problem = "ann_id not an annotation of its image"
+        elif any(anns[a].get("iscrowd") for a in ids):
+            problem = f"names the crowd annotation {next(a for a in ids if anns[a].get('iscrowd'))}"
         elif r["source"] not in SOURCE_ORDER or r["split"] not in ("train", "test"):
             problem = "bad source/split"
         elif r["source"] == "many" and (not isinstance(r["ann_id"], list) or len(set(ids)) < 2):
@@ -101,6 +134,10 @@ def check_loader_contract(refs: list[dict], instances: dict) -> None:
             problem = "sentence without raw/tokens"
         elif any(s["sent_id"] in sent_ids for s in r["sentences"]):
             problem = "duplicate sent_id"
+        else:
+            bad = next(((a, why) for a in ids if (why := segmentation_problem(anns[a]["segmentation"]))), None)
+            if bad:
+                problem = f"annotation {bad[0]}: {bad[1]}"
         if problem:
             raise RefbenchError(f"internal error: ref {r['ref_id']} breaks the Ref-ZOM loader contract ({problem}); "
                                 f"please report this with the command line")
@@ -134,9 +171,7 @@ def image_links(image_dirs: Sequence[str | os.PathLike], file_names: Sequence[st
     return links
 
 
-def write_json_pretty(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=True, allow_nan=False) + "\n")
+write_json_pretty = dump_json_pretty
 
 
 def write_dataset(root: Path, refs: list[dict], instances: dict, links: Mapping[str, Path]) -> list[Path]:
@@ -151,27 +186,3 @@ def write_dataset(root: Path, refs: list[dict], instances: dict, links: Mapping[
         link.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(target, link, target_is_directory=True)
     return [d / REFS_FILE, d / REFS_JSON, d / "instances.json"]
-
-
-@contextlib.contextmanager
-def atomic_dir(out: Path, force: bool) -> Iterator[Path]:
-    """Yield a temporary sibling of ``out``; on success it replaces ``out``, on error it is removed.
-
-    ``out`` must not exist (or be empty) unless ``force``."""
-    if out.exists() and not force and (out.is_file() or any(out.iterdir())):
-        raise RefbenchError(f"{out} already exists and is not empty; choose another --out or pass --force to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    os.chmod(tmp, 0o755)
-    try:
-        yield tmp
-        if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
-            out.rmdir()
-        elif out.exists() or out.is_symlink():
-            if not force:
-                raise RefbenchError(f"{out} appeared while building; pass --force to replace it")
-            shutil.rmtree(out) if out.is_dir() and not out.is_symlink() else out.unlink()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
