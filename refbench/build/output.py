@@ -16,30 +16,24 @@ Rules (on top of :mod:`refbench.core.outdir`):
 * :func:`staged_output` builds into ``.<name>.refbench-tmp-<pid>.*`` beside ``--out`` and swaps it
   in (the temporary folder is removed on any failure, including a failed final swap); stale
   temporaries of dead processes are removed by the next build of the same ``--out``.
-* :func:`die_with_parent` is the initializer of a build's worker pool: on Linux every worker asks
-  the kernel for SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``), and on every system a
-  watchdog thread exits the worker once the build process is gone.
+* :func:`refbench.core.processes.die_with_parent` is the initializer of a build's worker pool (and of
+  eval's DataLoader workers): no worker outlives a killed command.
 """
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import shutil
-import signal
-import sys
-import threading
-import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from refbench.core.errors import RefbenchError
+from refbench.core.processes import die_with_parent  # noqa: F401  (the builders' pool initializer)
 from refbench.core.outdir import MARKER, StagedDir, check_output, is_refbench_output, mark_output
 from refbench.core.provenance import sha256_file
 
 GENERATORS = ("refbench.build.synth", "refbench.build.refzom")
-_PR_SET_PDEATHSIG = 1
 
 
 def legacy_build_problem(path: Path) -> str | None:
@@ -111,26 +105,6 @@ def staged_output(out: Path, force: bool, **info: object) -> Iterator[Path]:
         if staged.tmp is not None:  # a failed final swap leaves the finished temporary folder behind
             shutil.rmtree(staged.tmp, ignore_errors=True)
         raise
-
-
-def _parent_watchdog(parent: int) -> None:
-    while True:
-        time.sleep(0.2)
-        if os.getppid() != parent:  # reparented: the build process is gone
-            os._exit(1)
-
-
-def die_with_parent(parent: int) -> None:
-    """Pool initializer: this worker dies when the build process ``parent`` does (module doc)."""
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):  # no prctl: the watchdog below still ends the worker
-            pass
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-    threading.Thread(target=_parent_watchdog, args=(parent,), daemon=True, name="refbench-parent-watchdog").start()
 
 
 __all__ = ["MARKER", "adopt_legacy_build", "check_build_output", "die_with_parent", "legacy_build_problem",
