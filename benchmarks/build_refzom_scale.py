@@ -9,10 +9,11 @@ Then runs the builder as a child process with its defaults (the paper's 55,078 i
 and reports its wall time and peak RSS (``getrusage(RUSAGE_CHILDREN).ru_maxrss``).
 
     python benchmarks/build_refzom_scale.py [--images 120000] [--anns 860000] [--captions 600000]
-        [--refs 140000] [--workdir DIR] [--keep]
+        [--refs 140000] [--workdir DIR] [--keep] [--write-results]
 
 Targets on a 2-core machine: under 10 minutes and under 8 GiB peak RSS.  Exit status 1
-when a target is missed.
+when a target is missed.  ``--write-results`` writes the figures into the
+``build_refzom_scale`` section of benchmarks/RESULTS.md (also when a target is missed).
 """
 from __future__ import annotations
 
@@ -173,6 +174,31 @@ def generate(root: Path, n_images: int, n_anns: int, n_captions: int, n_refs: in
     return paths
 
 
+def write(args: argparse.Namespace, t_gen: float, sizes: dict[str, float], stats: dict, wall: float,
+          rss_gib: float, ok: bool) -> None:
+    """The run's figures as section ``build_refzom_scale`` of benchmarks/RESULTS.md."""
+    from results_md import markdown_table, write_results
+
+    zc = stats["zero_check"]
+    main_rows = [("input generated (seed %d)" % args.seed,
+                  f"{args.images:,} images, {args.anns:,} instances, {args.captions:,} captions, {args.refs:,} "
+                  f"REFER refs in {t_gen:.1f} s (" + ", ".join(f"{k} {v:.0f} MiB" for k, v in sizes.items()) + ")"),
+                 ("builder wall time", f"{wall:.1f} s (target < {TIME_LIMIT_S:.0f} s)"),
+                 ("builder peak RSS", f"{rss_gib:.2f} GiB (target < {RSS_LIMIT_GIB:.0f} GiB)"),
+                 ("targets", "met" if ok else "MISSED"),
+                 ("zero-target check", f"{zc['candidates_tried']:,} candidates, {zc['accepted']:,} accepted, "
+                                       f"{zc['images_without_sentence']:,} images without a sentence")]
+    comparison = markdown_table(("count", "published", "built", "built / published"),
+                                [(r["name"], f"{r['published']:,}", f"{r['built']:,}", f"{r['ratio']:.3f}")
+                                 for r in stats["published"]["comparison"]])
+    write_results("build_refzom_scale", "Ref-ZOM builder on a COCO-sized input (no pixels)",
+                  [markdown_table(("quantity", "measured"), main_rows, "ll"), comparison],
+                  ["`refbench build-dataset ref-zom` with its defaults, run as a child process on synthetic "
+                   "COCO-2014-like annotations (box polygons, captions written from each image's objects); "
+                   "peak RSS is `getrusage(RUSAGE_CHILDREN).ru_maxrss`. The second table compares the built "
+                   "dataset's counts with the paper's (`stats.json`, `published.comparison`)."])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=120_000)
@@ -182,6 +208,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", type=Path, default=None, help="Where to write inputs and output (default: a temp dir).")
     ap.add_argument("--keep", action="store_true", help="Keep the generated inputs and the built dataset.")
+    ap.add_argument("--write-results", action="store_true", help="Write the figures into benchmarks/RESULTS.md.")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="refzom_scale_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -216,6 +243,8 @@ def main() -> int:
         print(f"builder: {wall:.1f} s wall (limit {TIME_LIMIT_S:.0f} s), peak RSS {rss_gib:.2f} GiB "
               f"(limit {RSS_LIMIT_GIB:.0f} GiB), load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on "
               f"{os.cpu_count()} CPUs -> {'PASS' if ok else 'FAIL'}")
+        if args.write_results:
+            write(args, t_gen, sizes, stats, wall, rss_gib, ok)
         return 0 if ok else 1
     finally:
         if not args.keep and args.workdir is None:

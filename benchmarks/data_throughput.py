@@ -7,10 +7,12 @@ where the time goes.  Tokenization happens once per split when the dataset is bu
 (batched); its time is included in the end-to-end figure.
 
     python benchmarks/data_throughput.py [--data-root DIR] [--split synth/train] [--n 1200]
-        [--workers 2] [--batch 16] [--protocol lavt]
+        [--workers 2] [--batch 16] [--protocol lavt] [--write-results]
 
 Without --data-root the default synthetic benchmark (small, seed 0) is built into the
 cache on first use.  Target on a 2-core CPU: >= 100 samples/s at 480x480 with 2 workers.
+``--write-results`` writes the figures into the ``data_throughput`` section of
+benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 
@@ -25,9 +27,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader, Subset  # noqa: E402
 
-from refbench.data import RISDataset, collate, open_split  # noqa: E402
-from refbench.data.dataset import load_rgb  # noqa: E402
 from refbench.core.tokenize import get_tokenizer  # noqa: E402
+from refbench.data import RISDataset, collate  # noqa: E402
+from refbench.data.dataset import load_rgb  # noqa: E402
+from refbench.eval.splits import open_eval_split  # noqa: E402
 from refbench.data.transforms import resize_mask_nearest, stretch_image, to_normalized_tensor  # noqa: E402
 
 
@@ -64,10 +67,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1200, help="samples to load")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--write-results", action="store_true", help="write the figures into benchmarks/RESULTS.md")
     args = ap.parse_args()
     torch.set_num_threads(1)  # workers do the work; one intra-op thread each, as in a training loader
 
-    split = open_split(args.split, args.data_root)
+    split = open_eval_split(args.split, args.data_root, explicit=args.data_root is not None)
     n = min(args.n, len(split))
     t0 = time.perf_counter()
     ds = RISDataset(split, args.protocol)
@@ -102,6 +106,24 @@ def main() -> None:
     print("single-process breakdown (ms/sample): " + ", ".join(f"{k} {v:.2f}" for k, v in bd.items())
           + f"; total {total:.2f} -> {1000 / total:.0f} samples/s per core")
     print(f"torch {torch.__version__}, numpy {np.__version__}, cpus {os.cpu_count()}")
+    if args.write_results:
+        from results_md import markdown_table, write_results
+
+        rows = [("dataset build (tokenize every sentence of the split, batched)", f"{t_init:.2f} s"),
+                (f"DataLoader, {args.workers} workers, batch {args.batch}, wall (incl. worker start-up)",
+                 f"{seen / t_load:.1f} samples/s"),
+                ("same, incl. the per-sample share of tokenization", f"{seen / (t_load + per_tok * seen):.1f} samples/s"),
+                ("CPU time of the loader (workers + main process)", f"{1000 * cpu / seen:.2f} ms/sample"),
+                (f"CPU-time throughput on {cores} dedicated core(s)", f"{seen * cores / cpu:.1f} samples/s")]
+        rows += [(f"single process: {k}", f"{v:.2f} ms/sample") for k, v in bd.items()]
+        rows.append(("single process: total", f"{total:.2f} ms/sample = {1000 / total:.0f} samples/s per core"))
+        write_results("data_throughput", "Data pipeline throughput (decode, resize, normalize, GT, tokenize)",
+                      [markdown_table(("stage", "measured"), rows, "ll")],
+                      [f"{seen} samples of {split.name} ({len(split)} sentences, {img.width}x{img.height} JPEG), "
+                       f"protocol {ds.protocol.name}: input {ds.input_size}x{ds.input_size}, canvas {ds.canvas}; "
+                       f"torch intra-op threads set to 1. The wall figures share the CPU with whatever else runs "
+                       f"(see the load average); the CPU-time figure does not. The single-process breakdown "
+                       f"covers the first {min(200, n)} samples."])
 
 
 if __name__ == "__main__":

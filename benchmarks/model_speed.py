@@ -21,6 +21,9 @@ What is printed:
                CUDA: ``torch.cuda.max_memory_allocated`` and its increase over the weights
   throughput   CUDA only: images/s in bf16 at batch 1 and over doubling batch sizes until out of
                memory (or ``--max-batch``); the best is reported
+
+``--write-results`` writes these figures into benchmarks/RESULTS.md, section
+``model_speed_<model>_<variant>_<device>`` (one per model, variant and device kind).
 """
 from __future__ import annotations
 
@@ -274,7 +277,43 @@ def run(args: argparse.Namespace) -> dict:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
         print(f"wrote {args.json}")
+    if args.write_results:
+        write_report(report, args)
     return report
+
+
+def write_report(report: dict, args: argparse.Namespace) -> None:
+    """The report as section ``model_speed_<model>_<variant>_<device>`` of benchmarks/RESULTS.md."""
+    from results_md import markdown_table, write_results
+
+    cuda = report["device"].startswith("cuda")
+    p = report["params"]
+    rows = [("parameters", f"{p['total']:,} ({p['total'] / 1e6:.2f} M: "
+             + ", ".join(f"{k} {v / 1e6:.2f} M" for k, v in p.items() if k != "total") + ")")]
+    if "flops_batch1" in report:
+        f = report["flops_batch1"]
+        rows.append(("forward FLOPs per image (batch 1)", f"{f['total'] / 1e9:.4g} G ("
+                     + ", ".join(f"{k} {v / 1e9:.3g} G" for k, v in f.items() if k != "total") + ")"))
+    for precision, r in report["latency"].items():
+        label = "fp32" if precision == "fp32" else f"{precision} autocast"
+        rows.append((f"latency {label}, batch {report['batch']}",
+                     f"median {r['median_s'] * 1e3:.0f} ms, min {r['min_s'] * 1e3:.0f} ms (of {r['repeats']} runs)"))
+        rows.append((f"peak {'GPU memory allocated' if cuda else 'RSS'} {label}",
+                     f"{_fmt_bytes(r['peak_bytes'])} (+{_fmt_bytes(r['peak_increase_bytes'])} over "
+                     f"{'the weights' if cuda else 'the RSS before the first call'})"))
+    sweep = report.get("throughput_images_per_s")
+    if sweep:
+        best = max(sweep, key=sweep.get)
+        rows.append((f"throughput {args.sweep_precision} autocast",
+                     f"{sweep['1']:.1f} images/s at batch 1, best {sweep[best]:.1f} images/s at batch {best}"))
+    dev = "cuda" if cuda else "cpu"
+    write_results(f"model_speed_{report['model']}_{report['variant']}_{dev}",
+                  f"Model cost: {report['model']} ({report['variant']}) on {dev}",
+                  [markdown_table(("quantity", "measured"), rows, "ll")],
+                  [f"Random weights (seed 0), input {report['input_size']}x{report['input_size']}, "
+                   f"{args.warmup} warm-up call(s) per precision. FLOPs: `torch.utils.flop_counter`, 2 FLOPs per "
+                   "multiply-add, matmul/convolution/attention only."],
+                  {"device": report["device_name"]} if cuda else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-batch", type=int, default=256)
     ap.add_argument("--sweep-seconds", type=float, default=3.0)
     ap.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    ap.add_argument("--write-results", action="store_true", help="write the figures into benchmarks/RESULTS.md")
     args = ap.parse_args(argv)
     try:
         run(args)
