@@ -29,6 +29,9 @@ for _name, _target in {
     "train": "refbench.commands.train:train_cmd",
     "verify": "refbench.commands.verify:verify_cmd",
     "reproduce": "refbench.commands.reproduce:reproduce_cmd",
+    "predict": "refbench.commands.predict:predict_cmd",
+    "analyze": "refbench.commands.analyze:analyze_cmd",
+    "report": "refbench.commands.report:report_cmd",
 }.items():
     COMMANDS.register(_name, _target)
 

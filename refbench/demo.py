@@ -9,7 +9,9 @@ weights (``baselines/<model>/weights``).  The demo
    synth/testA and synth/testB and writes refbench's reference table with the published
    (reference) and reproduced numbers side by side, as Markdown and LaTeX;
 3. draws two figures: reference vs reproduced mIoU per model and split, and image / GT /
-   prediction overlays of the best model on a few test sentences.
+   prediction overlays of the best model on a few test sentences;
+4. writes ``report.html`` (through ``reproduce``): one self-contained page with every cell's metrics,
+   slices, curves, a gallery of its saved masks and a sortable per-sample table.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ def run_demo(out: Path, data_root: str | None = None, reporter: Reporter = SILEN
         raise RefbenchError(f"--data-root {data_root}: no such directory; leave it out to build the synthetic "
                             "benchmark into the cache")
     doc = reproduce("refbench:synth", out, rows=("all",), data_root=data_root, device="cpu", bootstrap=bootstrap,
-                    reporter=reporter, data_root_explicit=data_root is not None)
+                    reporter=reporter, data_root_explicit=data_root is not None, save_masks=True)
     failed = [c for c in doc["cells"] if c["status"] != "done"]
     if failed:
         raise RefbenchError(f"demo: {len(failed)} cell(s) did not run, e.g. {failed[0]['row']} on "
@@ -42,6 +44,8 @@ def run_demo(out: Path, data_root: str | None = None, reporter: Reporter = SILEN
     figures.append(overlay_figure(best["model"], best["checkpoint"], "synth/testB", data_root,
                                   out / f"overlays_{best['model']}_testB.png"))
     reporter.message("figures: " + ", ".join(str(f) for f in figures))
+    if doc.get("report"):
+        reporter.message(f"report: {doc['report']} (one self-contained page: open it in a browser)")
     doc["figures"] = [str(f) for f in figures]
     return doc
 
@@ -76,7 +80,7 @@ def overlay_figure(model_name: str, checkpoint: str, split_name: str, data_root:
     from refbench.data import RISDataset, collate
     from refbench.eval.predict import predict_batch
     from refbench.eval.splits import open_eval_split
-    from refbench.tables.plots import OverlaySample, plot_overlays
+    from refbench.tables.overlays import OverlaySample, plot_overlays
 
     model = build_model(model_name, "tiny")
     model.load_checkpoint(checkpoint)
@@ -94,4 +98,4 @@ def overlay_figure(model_name: str, checkpoint: str, split_name: str, data_root:
             image = np.asarray(im.convert("RGB").resize((protocol.canvas, protocol.canvas), Image.BILINEAR))
         samples.append(OverlaySample(s.sample_id, batch["mask"][k].numpy().astype(bool), pred[k].numpy(), image,
                                      s.sentence))
-    return plot_overlays(samples, path, f"{model_name} (tiny) on {split_name}: GT green, prediction red")
+    return plot_overlays(samples, path, f"{model_name} (tiny) on {split_name}")

@@ -12,7 +12,9 @@
    plan says why.
 3. **Render** the paper's table with ``published / reproduced (Δ, 95% CI)`` in every reproduced
    cell and ``missing`` where a checkpoint or data is absent (never silently skipped), as LaTeX
-   and Markdown, plus ``reproduce.json`` listing every cell with its status and results file.
+   and Markdown, plus ``reproduce.json`` listing every cell with its status and results file, and
+   ``report.html`` about the finished cells (:mod:`refbench.report.build`; with ``save_masks`` every
+   cell also keeps its predicted masks, which the report's galleries show).
 """
 from __future__ import annotations
 
@@ -240,8 +242,9 @@ def reproduce(table_ref: str, out: Path, checkpoints: Path | None = None, explic
               data_root: str | None = None, rows: tuple[str, ...] = (), device: str | None = None,
               precision: str = "fp32", batch_size: int | None = None, limit: int | None = None,
               bootstrap: int = 1000, dry_run: bool = False, reporter: Reporter = SILENT,
-              data_root_explicit: bool = True) -> dict:
-    """Plan, run the missing evaluations, render the table; returns the reproduce.json document."""
+              data_root_explicit: bool = True, save_masks: bool = False) -> dict:
+    """Plan, run the missing evaluations, render the table and the HTML report; returns the reproduce.json
+    document.  ``save_masks``: every cell writes its predicted masks (``refbench eval --save-masks``)."""
     from refbench.core.results import write_json_atomic
     from refbench.eval import EvalConfig, evaluate
 
@@ -260,7 +263,7 @@ def reproduce(table_ref: str, out: Path, checkpoints: Path | None = None, explic
     if not is_refbench_output(out):
         mark_output(out, "reproduce", table=layout.key)
     stem = f"{layout.paper}_{layout.table}"
-    remove_stale_files(out, ["reproduce.json", f"{stem}.md", f"{stem}.tex", f"{stem}_standalone.tex"])
+    remove_stale_files(out, ["reproduce.json", f"{stem}.md", f"{stem}.tex", f"{stem}_standalone.tex", "report.html"])
     reporter.message("\n".join([format_plan(cells), *skipped]))
     for cell in cells:
         if cell.status not in ("todo", "done"):
@@ -276,7 +279,7 @@ def reproduce(table_ref: str, out: Path, checkpoints: Path | None = None, explic
                          checkpoint=cell.checkpoint, data_root=data_root, data_root_explicit=data_root_explicit,
                          device=device, batch_size=batch_size, precision=precision, protocol=cell.protocol,
                          limit=limit, bootstrap=bootstrap, resume=(cell.dir / "run.json").exists(),
-                         restart_on_mismatch=True)
+                         restart_on_mismatch=True, save_masks=save_masks)
         try:
             doc = evaluate(cfg, reporter if cell.status == "todo" else SILENT)
             cell.status, cell.metrics = "done", doc.metrics
@@ -285,10 +288,31 @@ def reproduce(table_ref: str, out: Path, checkpoints: Path | None = None, explic
             cell.status, cell.hint = "failed", str(e)
             reporter.message(f"cell {cell.key} failed: {e}")
     tables = render(layout, cells, out)
-    doc = {"table": layout.key, "out": str(out), "tables": tables, "cells": [asdict(c) for c in cells]}
+    report = write_report(layout, cells, out, data_root if data_root_explicit else None, bootstrap, reporter)
+    doc = {"table": layout.key, "out": str(out), "tables": tables, "report": str(report) if report else None,
+           "cells": [asdict(c) for c in cells]}
     write_json_atomic(out / "reproduce.json", doc)
-    reporter.message(f"\nwrote {tables['markdown']}, {tables['latex']} and {out / 'reproduce.json'}")
+    reporter.message(f"\nwrote {tables['markdown']}, {tables['latex']}"
+                     + (f", {report}" if report else "") + f" and {out / 'reproduce.json'}")
     return doc
+
+
+def write_report(layout: Layout, cells: list[Cell], out: Path, data_root: str | None, bootstrap: int,
+                 reporter: Reporter = SILENT) -> Path | None:
+    """``OUT/report.html`` about the finished cells (None, with a message saying why, when none finished or
+    the page could not be built: the tables and reproduce.json are written regardless)."""
+    from refbench.report.build import build_report
+
+    done = [c.results for c in cells if c.status == "done"]
+    if not done:
+        reporter.message("report.html not written: no cell finished")
+        return None
+    try:
+        return build_report(done, out / "report.html", data_root=data_root, bootstrap=bootstrap,
+                            title=f"refbench reproduce {layout.key}", reporter=reporter)
+    except RefbenchError as e:
+        reporter.message(f"report.html not written: {e}")
+        return None
 
 
 def render(layout: Layout, cells: list[Cell], out: Path) -> dict[str, str]:
@@ -324,4 +348,4 @@ def render(layout: Layout, cells: list[Cell], out: Path) -> dict[str, str]:
     return {"markdown": str(md), "latex": str(tex)}
 
 
-__all__ = ["Cell", "plan", "reproduce", "render", "format_plan"]
+__all__ = ["Cell", "plan", "reproduce", "render", "format_plan", "write_report"]

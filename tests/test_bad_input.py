@@ -595,6 +595,64 @@ CASES += [
 ]
 
 
+
+# ---- predict, analyze, report, eval --save-masks, plot overlays --run (issue #21) -------------------------------------
+def _small_image(root: Path, synth: Path | None = None) -> None:
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(root / "img.png")
+
+
+def _huge_image(root: Path, synth: Path | None = None) -> None:
+    png_claiming(root / "img.png", 20000, 20000)
+
+
+def _batch_unknown_key(root: Path, synth: Path | None = None) -> None:
+    _small_image(root)
+    (root / "jobs.jsonl").write_text('{"image": "img.png", "text": ["the red one"]}\n'
+                                     '{"image": "img.png", "texts": ["a"]}\n')
+
+
+def _foreign_out(root: Path, synth: Path | None = None) -> None:
+    _small_image(root)
+    (root / "o").mkdir()
+    (root / "o" / "notes.txt").write_text("mine")
+
+
+def _run_without_masks(root: Path, synth: Path) -> None:
+    from refbench.eval import EvalConfig, evaluate
+
+    data = copy_synth(root, synth)
+    evaluate(EvalConfig(model="lavt", variant="tiny", split="synth/val", out=root / "run", data_root=str(data),
+                        limit=2, batch_size=2, bootstrap=0, workers=0))
+
+
+PREDICT = ("predict", "--model", "lavt", "--variant", "tiny", "--out", "{root}/o")
+
+CASES += [
+    Case("predict-no-text", PREDICT + ("--image", "{root}/img.png"), _small_image, "--text"),
+    Case("predict-empty-text", PREDICT + ("--image", "{root}/img.png", "--text", " "), _small_image,
+         "sentence 1 is empty"),
+    Case("predict-image-header-20000-square", PREDICT + ("--image", "{root}/img.png", "--text", "a"), _huge_image,
+         "limit of 100 MP"),
+    Case("predict-batch-unknown-key", PREDICT + ("--batch", "{root}/jobs.jsonl"), _batch_unknown_key,
+         "line 2: unknown key 'texts'"),
+    Case("predict-batch-size-zero", PREDICT + ("--image", "{root}/img.png", "--text", "a", "--batch-size", "0"),
+         _small_image, "--batch-size"),
+    Case("predict-out-foreign-folder", PREDICT + ("--image", "{root}/img.png", "--text", "a"), _foreign_out,
+         "refbench did not write"),
+    Case("analyze-not-a-run", ("analyze", "{root}"), None, "no results.json"),
+    Case("analyze-score-run-of-folders", ("analyze", "{root}/r.json", "--bootstrap", "0"), results(),
+         "scored mask folders"),
+    Case("analyze-permutations-negative", ("analyze", "{root}/r.json", "--permutations", "-1"), results(),
+         "--permutations"),
+    Case("report-out-not-html", ("report", "{root}/r.json", "--out", "{root}/r.txt"), results(), "ending in .html"),
+    Case("report-gallery-51", ("report", "{root}/r.json", "--out", "{root}/r.html", "--gallery", "51"), results(),
+         "--gallery"),
+    Case("eval-resume-adds-save-masks", EVAL + ("--resume", "--save-masks", "--batch-size", "2"), _run_without_masks,
+         "started without --save-masks"),
+    Case("plot-overlays-run-without-masks", ("plot", "overlays", "--run", "{root}/run", "--out", "{root}/o.png"),
+         _run_without_masks, "--save-masks"),
+]
+
 @pytest.fixture
 def case_root(tmp_path, monkeypatch):
     monkeypatch.setenv("REFBENCH_CACHE", str(tmp_path / "cache"))

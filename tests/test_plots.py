@@ -13,7 +13,7 @@ from refbench.metrics import RISMetrics
 from refbench.core.records import SampleRecords
 from refbench.core.protocols import get_protocol
 from refbench.core.results import results_document, write_json_atomic, write_records_jsonl
-from refbench.tables.plots import blend, precision_at, select_samples
+from refbench.tables.plots import precision_at, select_samples
 
 
 def _png(path: Path) -> tuple[int, int]:
@@ -64,15 +64,6 @@ def test_select_samples():
     assert select_samples(ious, "best", 1) == ["a"]
     r = select_samples(ious, "random", 3, seed=1)
     assert len(set(r)) == 3 and r == select_samples(ious, "random", 3, seed=1)
-
-
-def test_blend_paints_only_the_mask():
-    img = np.full((4, 5, 3), 100, np.uint8)
-    mask = np.zeros((4, 5), bool)
-    mask[1, 2] = True
-    out = blend(img, mask, np.array([200.0, 0.0, 0.0]), alpha=0.5)
-    assert out[1, 2].tolist() == [150, 50, 50]
-    assert (out[~mask] == 100).all()
 
 
 def test_plot_compare_iou_hist_pcurve(run_cli, tmp_path):

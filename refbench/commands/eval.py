@@ -30,9 +30,13 @@ from refbench.commands.options import BATCH_SIZE, BOOTSTRAP, LIMIT, PRECISION, S
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the bootstrap.")
 @click.option("--skip-missing-images", is_flag=True, help="Report and skip samples whose image file is missing.")
 @click.option("--random-init", is_flag=True, help="Allow running without weights (smoke tests only).")
+@click.option("--save-masks", is_flag=True,
+              help="Also write every predicted mask as OUT/masks/<sample_id>.png (PNG 0/255 on the protocol canvas; "
+                   "`refbench score --pred OUT/masks --gt SPLIT` reproduces the run's records). A run started "
+                   "without it cannot be resumed with it (and the reverse): use a new --out.")
 def eval_cmd(model, variant, split, checkpoint, data_root, device, batch_size, precision, protocol, limit,
-             workers, out, resume, bootstrap, seed, skip_missing_images, random_init) -> None:
-    """Evaluate MODEL on SPLIT and write OUT/results.json + OUT/records.jsonl.
+             workers, out, resume, bootstrap, seed, skip_missing_images, random_init, save_masks) -> None:
+    """Evaluate MODEL on SPLIT and write OUT/results.json + OUT/records.jsonl (+ OUT/masks/ with --save-masks).
 
     Example: refbench eval --model magnet --split refcoco+/testB --checkpoint magnet_refcoco+.pth
     """
@@ -46,4 +50,4 @@ def eval_cmd(model, variant, split, checkpoint, data_root, device, batch_size, p
                         batch_size=batch_size, precision=precision, protocol=protocol, limit=limit,
                         workers=workers, out=out or default_out(model, variant, split), resume=resume,
                         bootstrap=bootstrap, seed=seed, random_init=random_init,
-                        skip_missing_images=skip_missing_images), reporter=CLI)
+                        skip_missing_images=skip_missing_images, save_masks=save_masks), reporter=CLI)

@@ -85,8 +85,12 @@ def pcurve_cmd(runs: tuple[Path, ...], out: Path) -> None:
 
 
 @plot.command("overlays")
-@click.option("--gt", "gt_dir", required=True, type=click.Path(path_type=Path), help="GT masks <id>.png.")
-@click.option("--pred", "pred_dir", required=True, type=click.Path(path_type=Path), help="Predicted masks <id>.png.")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path),
+              help="An eval run directory written with --save-masks: predictions from RUN/masks, GT, images and "
+                   "sentences from the run's split (replaces --gt/--pred/--images/--sentences).")
+@click.option("--data-root", default=None, help="With --run: data root of the run's split (default: the recorded one).")
+@click.option("--gt", "gt_dir", type=click.Path(path_type=Path), help="GT masks <id>.png.")
+@click.option("--pred", "pred_dir", type=click.Path(path_type=Path), help="Predicted masks <id>.png.")
 @click.option("--images", "images_dir", type=click.Path(path_type=Path),
               help="Images <id>.jpg/.png (default: masks on grey).")
 @click.option("--ids", help="Comma-separated sample ids to show (default: chosen by --select).")
@@ -97,14 +101,35 @@ def pcurve_cmd(runs: tuple[Path, ...], out: Path) -> None:
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of --select random.")
 @click.option("--sentences", type=click.Path(path_type=Path), help='JSON {sample_id: "referring expression"}.')
 @_OUT
-def overlays_cmd(gt_dir: Path, pred_dir: Path, images_dir: Path | None, ids: str | None, select: str, n: int,
-                 seed: int, sentences: Path | None, out: Path) -> None:
+def overlays_cmd(run_dir: Path | None, data_root: str | None, gt_dir: Path | None, pred_dir: Path | None,
+                 images_dir: Path | None, ids: str | None, select: str, n: int, seed: int, sentences: Path | None,
+                 out: Path) -> None:
     """Grid of image / GT / prediction overlays for chosen samples.
 
     Example: refbench plot overlays --gt gt/ --pred preds/ --images images/ --select worst -n 8 --out worst.png
-    """
-    from refbench.tables.plots import load_overlay_samples, plot_overlays
 
+    Example: refbench plot overlays --run runs/lavt-tiny/synth_val --select worst -n 8 --out worst.png
+    """
+    from refbench.tables.figure_io import check_png_out
+    from refbench.tables.overlays import plot_overlays
+    from refbench.tables.plots import load_overlay_samples
+
+    if run_dir is not None:
+        if any(x is not None for x in (gt_dir, pred_dir, images_dir, sentences)):
+            raise RefbenchError("--run takes GT, images and sentences from the run's split; leave out "
+                                "--gt/--pred/--images/--sentences")
+        from refbench.report.gallery import open_run_samples, overlay_samples
+
+        check_png_out(out)
+        rs = open_run_samples(run_dir, data_root)
+        id_list = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
+        samples = overlay_samples(rs, id_list, select, n, seed)
+        plot_overlays(samples, out, f"{rs.doc.identity.model or ''} ({rs.doc.identity.variant or ''}) on "
+                                    f"{rs.split.name}")
+        click.echo(f"wrote {out} ({len(samples)} samples: {', '.join(s.sample_id for s in samples)})")
+        return
+    if gt_dir is None or pred_dir is None:
+        raise RefbenchError("give --run RUN_DIR (an eval run with --save-masks), or both --gt and --pred")
     texts = None
     if sentences is not None:
         try:

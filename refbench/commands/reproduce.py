@@ -28,9 +28,11 @@ from refbench.commands.options import BATCH_SIZE, BOOTSTRAP, LIMIT, PRECISION
 @click.option("--bootstrap", type=BOOTSTRAP, default=1000, show_default=True, help="Bootstrap resamples for the CIs.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output directory (default: reproduce/PAPER_TABLE).")
+@click.option("--save-masks", is_flag=True, help="Every cell also writes its predicted masks (as eval --save-masks); "
+              "the HTML report then shows galleries.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (cells, checkpoints, estimated time) and stop.")
 def reproduce_cmd(table_ref, checkpoints, explicit, data_root, rows, device, precision, batch_size, limit,
-                  bootstrap, out, dry_run) -> None:
+                  bootstrap, out, save_masks, dry_run) -> None:
     """Reproduce TABLE_REF (paper:table, e.g. magnet:1, dmmi:2, meres:2, refbench:synth).
 
     Example: refbench reproduce magnet:1 --checkpoints ckpt/ --data-root data/ --device cuda
@@ -41,7 +43,7 @@ def reproduce_cmd(table_ref, checkpoints, explicit, data_root, rows, device, pre
     out = out or Path("reproduce") / table_ref.replace(":", "_")
     doc = reproduce(table_ref, out, checkpoints, explicit, data_root or os.environ.get("REFBENCH_DATA"), rows, device,
                     precision, batch_size, limit, bootstrap, dry_run, reporter=CLI,
-                    data_root_explicit=data_root is not None)
+                    data_root_explicit=data_root is not None, save_masks=save_masks)
     failed = [c for c in doc["cells"] if c["status"] == "failed"]
     if failed:  # the table is written; the exit code says that an evaluation went wrong
         click.echo(f"{len(failed)} cell(s) failed, e.g. {failed[0]['row']}:{failed[0]['split']}: {failed[0]['hint']}",

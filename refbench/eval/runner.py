@@ -7,9 +7,11 @@ One call = one (model, split, protocol), in four steps:
    samples and the batch size, and write down the run's :class:`~refbench.core.results.RunIdentity`;
 3. **score**: samples go through the one prediction loop (:mod:`refbench.eval.predict`) in fixed
    batches (the same partition on every run with the same identity); each finished batch's
-   per-sample records are appended to ``OUT/records.jsonl``; ``--resume`` skips finished batches
-   and refuses a run whose identity differs in any field; under ``torchrun`` the samples are
-   sharded without padding and the records gathered;
+   per-sample records are appended to ``OUT/records.jsonl`` (with ``--save-masks`` after the
+   batch's predicted masks are written to ``OUT/masks/<sample_id>.png``,
+   :mod:`refbench.eval.masks_out`); ``--resume`` skips finished batches and refuses a run whose
+   identity (or mask setting) differs; under ``torchrun`` the samples are sharded without
+   padding and the records gathered;
 4. **finish**: one results document (schema ``refbench.results`` v2) with CIs.
 """
 from __future__ import annotations
@@ -24,11 +26,13 @@ from torch.utils.data import DataLoader
 from refbench.core.errors import RefbenchError
 from refbench.core.models import ModelInfo, RISModel, get_model_info
 from refbench.core.outdir import check_output
+from refbench.core.processes import dataloader_worker_init
 from refbench.core.progress import SILENT, Reporter
 from refbench.core.protocols import Protocol, get_protocol
 from refbench.core.provenance import sha256_file
 from refbench.core.results import ResultsDoc, RunIdentity, new_results
 from refbench.eval.device import auto_batch_size, autocast, device_description, resolve_device
+from refbench.eval import masks_out
 from refbench.eval.distributed import DistContext, init_from_env, shard
 from refbench.eval.predict import gt_on_device, predict_batches
 from refbench.eval.store import RunStore
@@ -67,6 +71,7 @@ class EvalConfig:
     random_init: bool = False
     skip_missing_images: bool = False
     restart_on_mismatch: bool = False   # --resume of a run with another identity: start over (reproduce) or refuse
+    save_masks: bool = False            # write every predicted mask to OUT/masks/<sample_id>.png
     extra_notes: list[str] = field(default_factory=list)
 
     def check(self) -> None:
@@ -179,8 +184,13 @@ def _batches(indices: list[int], size: int) -> list[list[int]]:
 
 
 def score(run: PreparedRun, cfg: EvalConfig, ctx: DistContext, dev: torch.device, store: RunStore,
-          done_batches: set[int], acc: RISMetrics, reporter: Reporter = SILENT) -> tuple[int, float]:
-    """Evaluate the batches not done yet; returns (samples scored now, loop seconds)."""
+          done_batches: set[int], acc: RISMetrics, reporter: Reporter = SILENT,
+          save_masks: bool = False) -> tuple[int, float]:
+    """Evaluate the batches not done yet; returns (samples scored now, loop seconds).
+
+    With ``save_masks`` each batch's predicted masks are on disk (``OUT/masks``) before its records
+    are appended, so a finished batch always has its masks.
+    """
     from refbench.core.tokenize import get_tokenizer
     from refbench.data import RISDataset, collate
 
@@ -191,21 +201,27 @@ def score(run: PreparedRun, cfg: EvalConfig, ctx: DistContext, dev: torch.device
                          skip_missing_images=run.skip_missing_images)
     workers = cfg.workers if cfg.workers is not None else min(4, max(1, (torch.get_num_threads() or 2)))
     loader = DataLoader(dataset, batch_sampler=[my_batches[k] for k in todo], collate_fn=collate,
-                        num_workers=workers, pin_memory=dev.type == "cuda", persistent_workers=False)
+                        num_workers=workers, pin_memory=dev.type == "cuda", persistent_workers=False,
+                        worker_init_fn=dataloader_worker_init if workers else None)
     n_todo = sum(len(my_batches[k]) for k in todo)
     t0, n_now = time.perf_counter(), 0
     label = f"eval {cfg.model} on {run.split.name}"
+    writer = masks_out.MaskWriter(cfg.out) if save_masks else None
     with (reporter.progress(n_todo, label) if ctx.is_main else SILENT.progress(n_todo, label)) as advance:
         try:
             for k, (batch, pred) in zip(todo, predict_batches(run.model, loader, run.protocol, dev, cfg.precision)):
                 part = RISMetrics(run.protocol)
                 part.update(pred, gt_on_device(batch, dev), batch["sample_id"], batch["type"])
+                if writer is not None:
+                    writer.write_batch(batch["sample_id"], pred)
                 store.append_batch(k, part.records)
                 acc.add_records(part.records)
                 n_now += len(part.records)
                 advance(len(part.records), _progress_text(acc, n_now, t0))
         finally:
             store.close()
+            if writer is not None:
+                writer.close()
     return n_now, time.perf_counter() - t0
 
 
@@ -253,6 +269,12 @@ def evaluate(cfg: EvalConfig, reporter: Reporter = SILENT) -> ResultsDoc | None:
     check_output(cfg.out, "--out", inputs=[cfg.data_root, cfg.checkpoint])
     store_probe = RunStore(cfg.out)
     store_probe.check(cfg.resume)
+    save_masks = cfg.save_masks
+    masks_why = masks_out.resume_conflict(cfg.out, save_masks) if cfg.resume else None
+    if masks_why is not None and cfg.restart_on_mismatch and not save_masks:
+        save_masks, masks_why = True, None  # reproduce: a run that saves masks keeps saving them
+    if masks_why is not None and not cfg.restart_on_mismatch:
+        raise RefbenchError(f"cannot --resume {cfg.out}: {masks_why}")
     dev = resolve_device(cfg.device)
     ctx = init_from_env(dev.type == "cuda")
     try:
@@ -263,33 +285,48 @@ def evaluate(cfg: EvalConfig, reporter: Reporter = SILENT) -> ResultsDoc | None:
         resume = cfg.resume
         if resume and cfg.restart_on_mismatch and ctx.world == 1:
             finished = _finished_with(store, run.identity)
-            if finished is not None:  # reproduce: a cell finished with exactly this identity is used as it is
-                return finished
+            if finished is not None and masks_why is None:
+                return finished  # reproduce: a cell finished with exactly this identity is used as it is
         if resume and cfg.restart_on_mismatch:
-            why = store.mismatch(run.identity)
+            why = store.mismatch(run.identity) or ("no saved masks (it was started without --save-masks)"
+                                                   if masks_why else None)
             if why is not None:
                 ctx.barrier()
                 if ctx.is_main:
                     store.clear()
+                    masks_out.clear(cfg.out)
                     reporter.message(f"{cfg.out}: the earlier run had {why}; starting over")
                     run.notes.append(f"restarted: the earlier run in this folder had {why}")
-                resume = False
+                resume, save_masks = False, cfg.save_masks
                 ctx.barrier()
+        if save_masks and ctx.is_main:
+            masks_out.remove_temporaries(cfg.out)  # before any process writes (they all wait in store.start)
         done, done_batches, resume_notes = store.start(run.identity, resume, ctx.barrier)
         run.notes += resume_notes
+        if save_masks:
+            if ctx.is_main:
+                masks_out.mark_saving(cfg.out, run.protocol.canvas)
+            ctx.barrier()
         acc = RISMetrics(run.protocol)
         acc.add_records(done)
-        n_now, loop_s = score(run, cfg, ctx, dev, store, done_batches, acc, reporter)
+        n_now, loop_s = score(run, cfg, ctx, dev, store, done_batches, acc, reporter, save_masks)
         merged = all_gather_metrics(acc, dev if dev.type == "cuda" else "cpu")
         if len(merged.records) != len(run.indices):
             raise RefbenchError(f"scored {len(merged.records)} samples but the run has {len(run.indices)}; "
                                 "the run is incomplete (re-run with --resume)")
         if not ctx.is_main:
             return None
+        if save_masks:
+            masks_out.check_complete(cfg.out, merged.records.ids)
         doc = finish(run, cfg, merged, dev, n_now, loop_s, time.perf_counter() - t_start)
+        if save_masks:
+            doc.notes.append(f"predicted masks saved: {masks_out.masks_dir(cfg.out)}/<sample_id>.png (PNG 0/255 on the "
+                             + (f"{run.protocol.canvas}x{run.protocol.canvas} canvas)" if run.protocol.canvas
+                                else "original image size)"))
         store.finalize(merged.records, doc)
         reporter.message(results_table(doc, title=f"{cfg.model} ({run.model.variant}) on {run.split.name}"))
-        reporter.message(f"wrote {store.results_json} and {store.records_jsonl}")
+        reporter.message(f"wrote {store.results_json} and {store.records_jsonl}"
+                         + (f" and {len(merged.records)} masks in {masks_out.masks_dir(cfg.out)}" if save_masks else ""))
         return doc
     finally:
         ctx.close()

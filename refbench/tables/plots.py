@@ -5,7 +5,7 @@
 * :func:`plot_iou_histogram` — distribution of per-sentence IoU, one outline per run.
 * :func:`plot_precision_curve` — P@X for X in [0, 1] (share of sentences with IoU >= X, or
   > X per protocol), the papers' P@0.5…0.9 marked.
-* :func:`plot_overlays` — a grid, one row per chosen sample: image | GT | prediction.
+* overlays (image | GT | prediction) are drawn by :mod:`refbench.tables.overlays`.
 
 Text from results files, records, sample ids and sentences is shown as it is: every ``$`` is
 escaped (:func:`plain`), so matplotlib never parses it as math (``$x^2$`` stays ``$x^2$``, and
@@ -21,16 +21,14 @@ from typing import Callable, TypeVar
 
 import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from refbench.core.errors import RefbenchError
-from refbench.core.outdir import check_output
+from refbench.tables.figure_io import check_png_out, save_png
+from refbench.tables.overlays import OverlaySample
 
 F = TypeVar("F", bound=Callable)
 
-GT_COLOR = np.array([0, 200, 0], dtype=np.float64)
-PRED_COLOR = np.array([230, 40, 40], dtype=np.float64)
 PAPER_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
@@ -46,23 +44,6 @@ def _no_tex(fn: F) -> F:
         with matplotlib.rc_context({"text.usetex": False}):
             return fn(*args, **kwargs)
     return wrapper  # type: ignore[return-value]
-
-
-def check_png_out(out: str | Path) -> Path:
-    """Refuse, before any work, an ``--out`` that is not a writable ``.png`` file path."""
-    out = Path(out)
-    if out.suffix.lower() != ".png":
-        raise RefbenchError(f"--out {out}: figures are written as PNG; give a file name ending in .png")
-    check_output(out, "--out", folder=False)
-    return out
-
-
-def _save(fig: Figure, out: str | Path, dpi: int = 120) -> Path:
-    out = check_png_out(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
-    fig.savefig(out, dpi=dpi, bbox_inches="tight")
-    return out
 
 
 @dataclass
@@ -130,7 +111,7 @@ def plot_published_vs_reproduced(points: list[BarPoint], metric: str, out: str |
     ax.set_ylim(0, min(100.0, top * 1.12) if top > 0 else 1.0)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(plain(title or f"{metric}: published vs reproduced"), fontsize=10)
-    return _save(fig, out)
+    return save_png(fig, out)
 
 
 @_no_tex
@@ -153,7 +134,7 @@ def plot_iou_histogram(series: dict[str, np.ndarray], out: str | Path, bins: int
     ax.set_xlim(0, 1)
     ax.legend(fontsize=8, loc="upper left")
     ax.set_title(plain(title or "IoU histogram"), fontsize=10)
-    return _save(fig, out)
+    return save_png(fig, out)
 
 
 def precision_at(iou: np.ndarray, thresholds: np.ndarray, compare: str = ">=") -> np.ndarray:
@@ -187,75 +168,7 @@ def plot_precision_curve(series: dict[str, tuple[np.ndarray, str]], out: str | P
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
     ax.set_title(plain(title or "Precision at IoU threshold"), fontsize=10)
-    return _save(fig, out)
-
-
-@dataclass
-class OverlaySample:
-    """One row of the overlay grid.  ``image``: uint8 (H, W, 3) or None; masks: bool (H, W) at the image size."""
-
-    sample_id: str
-    gt: np.ndarray
-    pred: np.ndarray
-    image: np.ndarray | None = None
-    sentence: str = ""
-
-    @property
-    def iou(self) -> float:
-        """I / U with IoU = 0 when U = 0, counted by refbench.metrics as every metric is."""
-        import torch
-
-        from refbench.metrics.accumulator import intersection_union
-
-        I, U = intersection_union(torch.from_numpy(self.pred)[None], torch.from_numpy(self.gt)[None])[:2, 0].tolist()
-        return I / U if U else 0.0
-
-
-def blend(image: np.ndarray | None, mask: np.ndarray, color: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """``image`` (or mid-grey) with ``mask`` painted in ``color`` at opacity ``alpha``; uint8 (H, W, 3)."""
-    base = np.full(mask.shape + (3,), 128.0) if image is None else image.astype(np.float64)
-    if base.shape[:2] != mask.shape:
-        raise RefbenchError(f"mask {mask.shape[1]}x{mask.shape[0]} does not match image "
-                            f"{base.shape[1]}x{base.shape[0]}")
-    out = base.copy()
-    out[mask] = (1 - alpha) * base[mask] + alpha * color
-    return out.clip(0, 255).astype(np.uint8)
-
-
-def _wrap(text: str, width: int = 38) -> str:
-    words, lines, line = text.split(), [], ""
-    for w in words:
-        if line and len(line) + 1 + len(w) > width:
-            lines.append(line)
-            line = w
-        else:
-            line = f"{line} {w}".strip()
-    lines.append(line)
-    return "\n".join(lines[:3]) + (" …" if len(lines) > 3 else "")
-
-
-@_no_tex
-def plot_overlays(samples: list[OverlaySample], out: str | Path, title: str = "") -> Path:
-    """One row per sample: the image (sentence above), GT in green, prediction in red with its IoU."""
-    if not samples:
-        raise RefbenchError("no samples to show; pick some with --ids or --select")
-    check_png_out(out)
-    aspect = max(s.gt.shape[0] / max(s.gt.shape[1], 1) for s in samples)  # height / width of the panels
-    fig = Figure(figsize=(9.0, (2.6 * min(max(aspect, 0.3), 2.0) + 0.7) * len(samples) + 0.4), layout="constrained")
-    axes = fig.subplots(len(samples), 3, squeeze=False)
-    for row, s in zip(axes, samples):
-        base = s.image if s.image is not None else np.full(s.gt.shape + (3,), 128, np.uint8)
-        panels = [(base, f"{s.sample_id}" + (f"\n{_wrap(s.sentence)}" if s.sentence else "")),
-                  (blend(s.image, s.gt, GT_COLOR), "ground truth" + (" (empty)" if not s.gt.any() else "")),
-                  (blend(s.image, s.pred, PRED_COLOR), f"prediction, IoU {s.iou:.3f}")]
-        for ax, (img, label) in zip(row, panels):
-            ax.imshow(img)
-            ax.set_title(plain(label), fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-    if title:
-        fig.suptitle(plain(title), fontsize=10)
-    return _save(fig, out, dpi=100)
+    return save_png(fig, out)
 
 
 def select_samples(ious: dict[str, float], how: str, n: int, seed: int = 0) -> list[str]:

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader
 
 from refbench.core.errors import RefbenchError
 from refbench.core.outdir import MARKER, check_output, is_refbench_output, mark_output, remove_stale_files
+from refbench.core.processes import dataloader_worker_init
 from refbench.core.progress import SILENT, Reporter
 from refbench.eval.device import autocast, device_description, resolve_device
 from refbench.eval.distributed import init_from_env
@@ -292,7 +293,8 @@ def train(cfg: TrainConfig, reporter: Reporter = SILENT) -> dict:
             batches = [order[k:k + micro] for k in range(0, len(order), micro)]
             loader = DataLoader(train_ds, batch_sampler=batches[micro_in_epoch:], collate_fn=collate,
                                 num_workers=cfg.workers, generator=torch.Generator().manual_seed(cfg.seed),
-                                pin_memory=dev.type == "cuda")
+                                pin_memory=dev.type == "cuda",
+                                worker_init_fn=dataloader_worker_init if cfg.workers else None)
             terms_sum: dict[str, float] = {}
             for batch in loader:
                 sync = (micro_in_epoch + 1) % accum == 0
