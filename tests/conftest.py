@@ -46,3 +46,16 @@ def lavt_tiny_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "lavt_tiny.pt"
     save_checkpoint(model, path)
     return path
+
+
+def required_tool(name: str, install: str) -> str:
+    """The path of an external tool a test needs.  Missing: a failure in CI (``CI=1``, set by .ci/run,
+    which installs it), a skip naming the install command elsewhere."""
+    import shutil
+
+    exe = shutil.which(name)
+    if exe is not None:
+        return exe
+    if os.environ.get("CI", "").lower() in ("1", "true"):
+        pytest.fail(f"{name} is required in CI ({install}; .ci/run installs it)")
+    pytest.skip(f"needs {name}: {install}")

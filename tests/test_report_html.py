@@ -21,12 +21,10 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 
 def chromium_path() -> str:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe:
-        return exe
-    if os.environ.get("CI", "").lower() in ("1", "true"):
-        pytest.fail("headless Chromium is required in CI: apt-get install -y chromium")
-    pytest.skip("needs headless Chromium: apt-get install -y chromium")
+    from conftest import required_tool
+
+    return shutil.which("chromium-browser") if shutil.which("chromium") is None and shutil.which("chromium-browser") \
+        else required_tool("chromium", "apt-get install -y chromium")
 
 
 def run_chromium(page, tmp_path, *args, timeout=120):

@@ -120,18 +120,14 @@ def test_csv_rendering_round_trips_the_values():
     assert "(-1.86)" not in render(published_tables("meres", "4a"), "csv")
 
 
-def _pdflatex() -> str | None:
-    exe = shutil.which("pdflatex")
-    if exe is None and os.environ.get("REFBENCH_REQUIRE_LATEX") == "1":
-        pytest.fail("REFBENCH_REQUIRE_LATEX=1 but pdflatex is not installed (see .ci/run)")
-    return exe
+def _pdflatex() -> str:
+    from conftest import required_tool
+
+    return required_tool("pdflatex", "apt-get install texlive-latex-base texlive-latex-recommended")
 
 
 def test_latex_of_every_table_compiles(tmp_path):
     exe = _pdflatex()
-    if exe is None:
-        pytest.skip("pdflatex not installed (apt-get install texlive-latex-base texlive-latex-recommended); "
-                    "CI installs it in .ci/run")
     tables = [t for p in leaderboards.papers("paper") for t in published_tables(p)]
     (tmp_path / "all.tex").write_text(render(tables, "latex", standalone=True))
     out = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", "all.tex"], cwd=tmp_path,
@@ -162,8 +158,6 @@ def test_reproduced_tables_stay_legible(tmp_path):
     caption = render(published_tables("refbench", "synth"), "latex")
     assert r"\texttt{refbench train}" in caption and "`" not in caption.split("\\caption", 1)[1].split("\n")[0]
     exe = _pdflatex()
-    if exe is None:
-        pytest.skip("pdflatex not installed (apt-get install texlive-latex-base texlive-latex-recommended)")
     (tmp_path / "r.tex").write_text(render([against_table(get_layout("magnet", "1"), runs),
                                             *published_tables("meres", "1")], "latex", standalone=True))
     out = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", "r.tex"], cwd=tmp_path,
