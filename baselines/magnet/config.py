@@ -2,7 +2,7 @@
 
 Paper: Chng et al., "Mask Grounding for Referring Image Segmentation", CVPR 2024 (§3, Eq. 15) and
 its supplementary §3 (implementation details).  Architecture facts of the released checkpoints:
-../shared/specs/official_implementations.md §2 and Appendix A.
+the official MagNet repository (yxchng/mask-grounding).
 """
 from __future__ import annotations
 
@@ -18,22 +18,44 @@ class MaskGroundingConfig:
     """Mask Grounding (paper §3.2, supplementary §3).
 
     Attributes:
-        mask_ratio: share of real word tokens replaced by the learnable mask token ("corruption
-            probability of 0.15").
-        predictor_layers: BERT-like layers of the masked-token predictor (8; Tab. 3c).
-        predictor_heads, predictor_ffn: their heads and FFN width.  Not given in the paper; we use
-            BERT's ratios (64 channels per head, FFN = 4 × width).
+        mask_ratio: probability with which each real word token is replaced by the learnable mask
+            token ("a corruption probability of 0.15").
+        min_masked: words masked per sentence at least (topped up with the smallest draws).  0: the
+            paper states a probability and no minimum, so a short sentence may draw no word (it then
+            adds nothing to the loss).  The tiny recipe used 1 (an effective rate of 0.24-0.35 on
+            3-5-word sentences); it keeps 1 so that its shipped weights stay reproducible.
+        predictor_width: width of the masked-token predictor ("8 BERT layers", supplementary §3):
+            768, BERT-base's layer width; the words (768) and the image tokens (the pixel decoder's
+            coarsest level, 256 wide) are projected to it.  The main text says the words are
+            projected to "the same dimension as the image embedding"; a predictor of BERT layers
+            cannot also be 256 wide, and the supplement's BERT layers are the more specific statement.
+            ``None`` = the image tokens' width (refbench's earlier reading, kept for tiny).
+        predictor_layers: BERT layers of the masked-token predictor (8; Tab. 3c).
+        predictor_heads, predictor_ffn: their heads and FFN width.  Not given in the paper; BERT's:
+            64 channels per head (12 at 768) and FFN = 4 x width (3072).
         mask_encoder_hidden: hidden width of the 2-layer MLP on the mask centre coordinates
             (not given in the paper; we use the predictor width).
         dropout: dropout inside the predictor (BERT's 0.1).
     """
 
     mask_ratio: float = 0.15
+    min_masked: int = 0
+    predictor_width: int | None = 768
     predictor_layers: int = 8
-    predictor_heads: int = 4
-    predictor_ffn: int = 1024
-    mask_encoder_hidden: int = 256
+    predictor_heads: int = 12
+    predictor_ffn: int = 3072
+    mask_encoder_hidden: int = 768
     dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.mask_ratio <= 1.0:
+            raise ValueError(f"mask_ratio must be in (0, 1], got {self.mask_ratio}")
+        if self.min_masked < 0:
+            raise ValueError(f"min_masked must be >= 0, got {self.min_masked}")
+        width = self.predictor_width
+        if width is not None and (width < 1 or width % self.predictor_heads):
+            raise ValueError(f"predictor_width {width} must be a positive multiple of predictor_heads "
+                             f"{self.predictor_heads}")
 
 
 @dataclass(frozen=True)
@@ -146,7 +168,10 @@ TINY = MagNetConfig(
                     encoder_ffn=64, encoder_points=2, hidden_dim=32, decoder_layers=2, decoder_heads=4,
                     decoder_ffn=64, group_norm_groups=8),
     projection_dim=32,
-    grounding=MaskGroundingConfig(predictor_layers=1, predictor_heads=2, predictor_ffn=64, mask_encoder_hidden=32),
+    # the shipped tiny weights were trained with this predictor (at the image tokens' width, 32) and
+    # at least one masked word per sentence: kept, so that `refbench train --variant tiny` reproduces them
+    grounding=MaskGroundingConfig(min_masked=1, predictor_width=None, predictor_layers=1, predictor_heads=2,
+                                  predictor_ffn=64, mask_encoder_hidden=32),
     # 1024 of the 40×40 = 1600 mask-feature pixels: CAL is the costliest term at this size
     losses=LossConfig(cal_max_points=1024),
 )

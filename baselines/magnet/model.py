@@ -33,8 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.common.bert import BertTextEncoder
-from refbench.core.checkpoint import (CheckpointLayout, extract_state_dict, load_state_dict_checked,
-                                         read_checkpoint)
+from refbench.core.checkpoint import CheckpointLayout, load_model_checkpoint
 from baselines.common.configs import variant_config
 from baselines.common.layers import apply_pointwise, map_to_tokens, tokens_to_map
 from baselines.common.pwam import PWAM, LanguageGate, masked_word_attention
@@ -230,19 +229,26 @@ class CrossModalAlignmentModule:
 # -- 4. training: Mask Grounding ---------------------------------------------------------------------
 
 class MaskGrounding(nn.Module):
-    """Mask Grounding (§3.2, Fig. 3, Eq. 1–4): predict masked words from words, image and mask.
+    """Mask Grounding (§3.2, Fig. 3, Eq. 1–4; supplementary §3): predict masked words from words, image and mask.
 
-    * a learnable mask token replaces the word embedding of ``mask_ratio`` of the real words
-      (never [CLS]/[SEP]/padding; at least one per sentence that has a word);
+    * a learnable mask token replaces the word embedding of each real word independently with
+      probability ``mask_ratio`` ("a corruption probability of 0.15"; never [CLS]/[SEP]/padding).
+      A sentence may draw no word; ``min_masked`` forces at least that many per sentence (0 in the
+      paper reading; the tiny recipe used 1, which on 3–5-word sentences is an effective rate of
+      0.24–0.35);
     * the masked sentence runs through the language encoder with its language-side fusion (Eq. 1),
       reusing the image encoder's visual maps of the main pass;
     * ``mask_encoder``: 2-layer MLP on the GT mask's centre (x, y) in [0, 1] (Eq. 3; an empty GT
       uses the learned ``empty_mask`` embedding instead);
-    * ``language_proj``: Linear from the word width to the predictor width (= the pixel
-      decoder's width); image embeddings: the pixel decoder's coarsest level + sine positions;
-    * ``predictor``: BERT-like post-norm Transformer layers over [words; image; mask] with a
-      modality embedding (Eq. 4), then, at the masked positions, BERT's MLM head (dense, GELU,
-      LayerNorm, vocabulary classifier).
+    * ``language_proj`` / ``image_proj``: Linear layers from the word width and from the image tokens'
+      width (the pixel decoder's coarsest level, + sine positions) to the predictor width;
+    * ``predictor``: "a masked token predictor with 8 BERT layers" -- post-norm BERT layers (GELU,
+      64 channels per head, FFN 4x) of BERT-base width 768 over [words; image; mask] with a modality
+      embedding (Eq. 4), then, at the masked positions, BERT's MLM head (dense, GELU, LayerNorm,
+      vocabulary classifier).  The paper projects the words to "the image embedding" width; with
+      BERT-sized layers both words and image tokens are projected to 768 (config field
+      ``predictor_width``; ``None`` = the image tokens' width, refbench's earlier reading, no
+      ``image_proj``).
 
     None of this is in the released checkpoints (inference-only); loading one leaves it freshly
     initialised.
@@ -251,13 +257,17 @@ class MaskGrounding(nn.Module):
     def __init__(self, config: MagNetConfig) -> None:
         super().__init__()
         g = config.grounding
-        width, l_dim = config.head.conv_dim, config.text.hidden_size
+        image_dim, l_dim = config.head.conv_dim, config.text.hidden_size
+        width = g.predictor_width or image_dim
         self.mask_ratio = g.mask_ratio
+        self.min_masked = g.min_masked
         self.mask_token = nn.Parameter(torch.empty(l_dim))
         self.mask_encoder = nn.Sequential(nn.Linear(2, g.mask_encoder_hidden), nn.ReLU(),
                                           nn.Linear(g.mask_encoder_hidden, width))
         self.empty_mask = nn.Parameter(torch.empty(width))
         self.language_proj = nn.Linear(l_dim, width)
+        # no parameters when the predictor runs at the image tokens' width (tiny; older checkpoints)
+        self.image_proj = nn.Linear(image_dim, width) if width != image_dim else nn.Identity()
         self.modality_embed = nn.Embedding(3, width)  # 0 words, 1 image, 2 mask
         self.input_norm = nn.LayerNorm(width, eps=1e-12)
         self.dropout = nn.Dropout(g.dropout)
@@ -276,16 +286,18 @@ class MaskGrounding(nn.Module):
 
     def choose_masked(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                       generator: torch.Generator | None = None) -> torch.Tensor:
-        """(B, L) bool: which words to mask (``mask_ratio`` of the real words, at least one)."""
+        """(B, L) bool: which words to mask -- each real word with probability ``mask_ratio``, then
+        topped up to ``min_masked`` per sentence (as many as it has) with its smallest draws."""
         special = (input_ids == BERT_PAD_ID) | (input_ids == BERT_CLS_ID) | (input_ids == BERT_SEP_ID)
         candidate = attention_mask.bool() & ~special
         where = generator.device if generator is not None else input_ids.device
         u = torch.rand(input_ids.shape, device=where, generator=generator).to(input_ids.device)
         masked = candidate & (u < self.mask_ratio)
-        # a sentence that drew none still masks its candidate with the smallest draw
-        pick = torch.where(candidate, u, torch.full_like(u, 2.0)).argmin(1)
-        need = ~masked.any(1) & candidate.any(1)
-        masked[need, pick[need]] = True
+        if self.min_masked > 0:
+            # rank of each candidate's draw within its sentence (0 = smallest); non-candidates rank last
+            keyed = torch.where(candidate, u, torch.full_like(u, 2.0))
+            rank = keyed.argsort(1).argsort(1)
+            masked |= candidate & (rank < self.min_masked)
         return masked
 
     def mask_embeddings(self, word_embeddings: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
@@ -314,11 +326,11 @@ class MaskGrounding(nn.Module):
         b, length, _ = words.shape
         lang = self.language_proj(words)
         pos = sine_position_embedding(b, image.shape[-2], image.shape[-1], image.shape[1] // 2, image.device)
-        img = map_to_tokens(image + pos.to(image.dtype))
+        img = self.image_proj(map_to_tokens(image + pos.to(image.dtype)).to(lang.dtype))
         mask_emb = torch.where(has_mask[:, None], self.mask_encoder(centres.to(lang.dtype)),
                                self.empty_mask.to(lang.dtype)).unsqueeze(1)
         kinds = self.modality_embed.weight
-        seq = torch.cat([lang + kinds[0], img.to(lang.dtype) + kinds[1], mask_emb + kinds[2]], dim=1)
+        seq = torch.cat([lang + kinds[0], img + kinds[1], mask_emb + kinds[2]], dim=1)
         seq = self.dropout(self.input_norm(seq))
         keep_all = attention_mask.new_zeros(b, img.shape[1] + 1, dtype=torch.bool)
         padding = torch.cat([~attention_mask.bool(), keep_all], dim=1)
@@ -354,12 +366,46 @@ class MagNet(RISModel):
         self.language_model = MultimodalBert(config, bert_path=bert_path)
         self.classifier = MaskDecoderHead(config.head)
         self.lang_proj = nn.Linear(config.text.hidden_size, config.projection_dim)
-        self.mask_grounding = MaskGrounding(config)  # training only, outside the official key set
+        # training only, outside the official key set: allocated but initialised on first use
+        # (see materialize_training_modules), so that inference never holds its random weights
+        self._training_rng: torch.Tensor | None = torch.get_rng_state()
+        with torch.device("meta"):
+            self.mask_grounding = MaskGrounding(config)
+        self.mask_grounding.to_empty(device="cpu")
+        self.mask_grounding.register_state_dict_pre_hook(self._materialize_hook)
+        self.mask_grounding.register_forward_pre_hook(self._materialize_hook)
         self.init_notes: list[str] = []
         if swin_path is not None:
             self.init_notes += load_pretrained_swin(self.image_model, swin_path)
         if bert_path is not None:
             self.init_notes.append(f"BERT initialised from {bert_path}")
+
+    def materialize_training_modules(self) -> None:
+        """Give the training-only modules (``mask_grounding``) their random initialisation, in place.
+
+        They are built empty (untouched memory: inference, which never uses them, does not hold
+        tens of MB of random weights) and filled on first need: :meth:`loss`, any ``state_dict``
+        or forward of the module, or loading a checkpoint that lacks them.  The values are those an eager construction would have
+        drawn (the CPU generator's state at construction is replayed); the parameter objects stay
+        the same, so an optimizer built earlier keeps working.
+        """
+        rng, self._training_rng = self._training_rng, None
+        if rng is None:
+            return
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(rng)
+            fresh = MaskGrounding(self.config)
+        own = self.mask_grounding.state_dict(keep_vars=True)
+        with torch.no_grad():
+            for key, value in fresh.state_dict().items():
+                own[key].copy_(value)
+
+    def _materialize_hook(self, *_) -> None:
+        self.materialize_training_modules()
+
+    def _training_keys(self) -> list[str]:
+        mg = self.mask_grounding
+        return [f"mask_grounding.{k}" for k, _ in [*mg.named_parameters(), *mg.named_buffers()]]
 
     def cam(self, index: int) -> CrossModalAlignmentModule:
         return CrossModalAlignmentModule(self.image_model.layers[index], self.language_model, index)
@@ -431,6 +477,7 @@ class MagNet(RISModel):
         also returned), ``grounding`` and the weighted ``total``.  ``generator`` drives the random
         word masking and the CAL pixel draw.
         """
+        self.materialize_training_modules()
         images, ids, attn, target = self._check_batch(batch)
         lc = self.config.losses
         out = self.forward_head(images, ids, attn)
@@ -504,21 +551,22 @@ class MagNet(RISModel):
         refbench one (training modules included); strict by default.  ``path`` may also be an
         already loaded checkpoint dict.  Returns notes; loading an official file adds one note
         saying that the training-only modules keep their fresh initialisation."""
-        if isinstance(path, (str, os.PathLike)):
-            source, obj = os.fspath(path), read_checkpoint(path)
-        else:
-            source, obj = "<in-memory checkpoint>", path
-        state, notes = extract_state_dict(obj, CHECKPOINT_LAYOUT, self.name, self.variant, source)
-        what = f"model {self.name!r} (variant {self.variant!r})"
-        if any(k.split(".", 1)[0] not in OFFICIAL_CHILDREN for k in state):
-            return notes + load_state_dict_checked(self, state, source, what, strict=strict, layout=CHECKPOINT_LAYOUT)
-        notes += load_state_dict_checked(self.official_state_view(), state, source, what, strict=strict,
-                                         layout=CHECKPOINT_LAYOUT)
-        n_training = sum(1 for k in self.state_dict() if k.split(".", 1)[0] not in OFFICIAL_CHILDREN)
-        notes.append(f"training-only modules (mask_grounding, {n_training} tensors) are not in this checkpoint "
-                     "and keep their fresh initialisation (inference does not use them)")
-        return notes
+        official = []
 
+        def into(state) -> nn.Module:
+            if any(k.split(".", 1)[0] not in OFFICIAL_CHILDREN for k in state):
+                if all(k in state for k in self._training_keys()):
+                    self._training_rng = None  # every training-only tensor comes from the file
+                return self
+            official.append(True)
+            return self.official_state_view()
+
+        notes = load_model_checkpoint(self, path, CHECKPOINT_LAYOUT, strict=strict, into=into)
+        if official:
+            n_training = len(self._training_keys())
+            notes.append(f"training-only modules (mask_grounding, {n_training} tensors) are not in this checkpoint "
+                         "and keep their fresh initialisation (inference does not use them)")
+        return notes
 
 def build(variant: str = "paper", bert_path: str | None = None, swin_path: str | None = None, **overrides) -> MagNet:
     """Build MagNet (random init unless ``bert_path`` / ``swin_path`` name local pretrained files).
