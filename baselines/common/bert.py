@@ -1,15 +1,19 @@
-"""BERT text encoder (Hugging Face ``transformers`` modules), usable whole or in stages.
+"""BERT text encoder in plain PyTorch, usable whole or in stages.
 
 The LAVT family runs BERT-base (``bert-base-uncased``) without its pooler and feeds the last
-hidden state on (spec §1).  State-dict keys are the official ``bert_model`` ones::
+hidden state on (spec §1).  The modules here compute what Hugging Face ``BertModel`` computes
+(eager attention, exact-erf GELU, post-norm layers) with the same module tree, so state-dict
+keys are the official ``bert_model`` ones::
 
     embeddings.{word_embeddings, position_embeddings, token_type_embeddings, LayerNorm}
     encoder.layer.{0..N-1}.{attention.{self.{query,key,value}, output.{dense, LayerNorm}},
                             intermediate.dense, output.{dense, LayerNorm}}
 
-(no ``pooler.*``; ``embeddings.position_ids`` is a non-persistent buffer here and is ignored in
-incoming checkpoints).  MagNet interleaves groups of layers with vision-to-language fusion, so
-the encoder exposes its stages::
+(no ``pooler.*`` and no ``embeddings.position_ids`` buffer; the latter is ignored in incoming
+checkpoints).  ``transformers`` is imported only to read a local Hugging Face directory
+(``path``): building it for every model cost ~130 MB of resident memory for code that inference
+never runs.  MagNet interleaves groups of layers with vision-to-language fusion, so the encoder
+exposes its stages::
 
     h = bert.embed(input_ids)                          # (B, L, H)
     ext = bert.extended_attention_mask(attention_mask, h.dtype)   # (B, 1, 1, L): 0 / -10000
@@ -24,6 +28,7 @@ import os
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from refbench.core.errors import RefbenchError
@@ -31,6 +36,8 @@ from refbench.core.errors import RefbenchError
 # Additive logit of padded tokens in BERT's extended attention mask (transformers 3.x, which
 # the official LAVT/MagNet/DMMI code vendors).
 BERT_MASK_VALUE = -10000.0
+# std of the normal random init of every Linear / Embedding (``BertConfig.initializer_range``)
+INITIALIZER_RANGE = 0.02
 
 
 @dataclass(frozen=True)
@@ -65,15 +72,147 @@ class BertEncoderConfig:
 BERT_BASE = BertEncoderConfig()
 
 
-def _hf_bert(config: BertEncoderConfig, path: str | None):
-    from transformers import BertModel
+# -- the modules (Hugging Face's tree and arithmetic, eager attention) ------------------------------
 
-    if path is None:
-        return BertModel(config.to_hf(), add_pooling_layer=False)
+class BertEmbeddings(nn.Module):
+    """Word + segment + position embeddings (added in that order), LayerNorm, dropout."""
+
+    def __init__(self, config: BertEncoderConfig) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=0)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, input_ids: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) ids (or (B, L, H) ``inputs_embeds``) -> (B, L, H); segment 0 and positions 0..L-1 by default."""
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)
+        b, length = inputs_embeds.shape[:2]
+        device = inputs_embeds.device
+        if token_type_ids is None:
+            token_type_ids = torch.zeros(b, length, dtype=torch.long, device=device)
+        if position_ids is None:
+            position_ids = torch.arange(length, device=device)[None]
+        x = inputs_embeds + self.token_type_embeddings(token_type_ids)
+        x = x + self.position_embeddings(position_ids)
+        return self.dropout(self.LayerNorm(x))
+
+
+class BertSelfAttention(nn.Module):
+    """Multi-head scaled dot-product self-attention with an additive (B, 1, 1, L) mask."""
+
+    def __init__(self, config: BertEncoderConfig) -> None:
+        super().__init__()
+        if config.hidden_size % config.num_heads:
+            raise ValueError(f"hidden size {config.hidden_size} is not a multiple of {config.num_heads} heads")
+        self.num_heads = config.num_heads
+        self.head_dim = config.hidden_size // config.num_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.attention_dropout)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        b, length, _ = hidden.shape
+
+        def heads(t: torch.Tensor) -> torch.Tensor:
+            return t.view(b, length, self.num_heads, self.head_dim).transpose(1, 2)
+
+        q, k, v = heads(self.query(hidden)), heads(self.key(hidden)), heads(self.value(hidden))
+        scores = torch.matmul(q, k.transpose(2, 3)) * self.head_dim ** -0.5
+        if mask is not None:
+            scores = scores + mask
+        probs = self.dropout(F.softmax(scores, dim=-1))
+        return torch.matmul(probs, v).transpose(1, 2).reshape(b, length, -1)
+
+
+class BertSelfOutput(nn.Module):
+    """``LayerNorm(dropout(dense(x)) + residual)``."""
+
+    def __init__(self, config: BertEncoderConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, config: BertEncoderConfig) -> None:
+        super().__init__()
+        self.self = BertSelfAttention(config)
+        self.output = BertSelfOutput(config)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return self.output(self.self(hidden, mask), hidden)
+
+
+class BertIntermediate(nn.Module):
+    """``gelu(dense(x))`` with the exact (erf) GELU."""
+
+    def __init__(self, config: BertEncoderConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(self.dense(x))
+
+
+class BertOutput(BertSelfOutput):
+    def __init__(self, config: BertEncoderConfig) -> None:
+        super().__init__(config)
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+
+
+class BertLayer(nn.Module):
+    """One post-norm encoder layer: self-attention block, then the feed-forward block."""
+
+    def __init__(self, config: BertEncoderConfig) -> None:
+        super().__init__()
+        self.attention = BertAttention(config)
+        self.intermediate = BertIntermediate(config)
+        self.output = BertOutput(config)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L, H) and an additive (B, 1, 1, L) mask -> (B, L, H)."""
+        attended = self.attention(hidden, mask)
+        return self.output(self.intermediate(attended), attended)
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, config: BertEncoderConfig) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_layers))
+
+
+def _init_bert_weights(module: nn.Module) -> None:
+    """BERT's random init: Linear/Embedding ~ N(0, 0.02) (the padding row 0), biases 0, LayerNorm 1/0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=INITIALIZER_RANGE)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+            if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+                with torch.no_grad():
+                    m.weight[m.padding_idx].zero_()
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def _hf_state_dict(config: BertEncoderConfig, path: str) -> dict[str, torch.Tensor]:
+    """The weights of a local Hugging Face BERT directory (``transformers`` is imported only here)."""
     if not os.path.isdir(path) or not os.path.isfile(os.path.join(path, "config.json")):
         raise RefbenchError(
             f"bert_path {path!r} is not a Hugging Face model directory (config.json + weights); "
             "point it at a local copy of bert-base-uncased (nothing is downloaded)")
+    from transformers import BertModel
+
     try:
         model = BertModel.from_pretrained(path, add_pooling_layer=False, local_files_only=True,
                                           attn_implementation="eager")
@@ -86,7 +225,7 @@ def _hf_bert(config: BertEncoderConfig, path: str | None):
         raise RefbenchError(
             f"bert_path {path!r} holds a BERT with (hidden, layers, vocab) = {got}, but this model expects "
             f"{want}; use bert-base-uncased for the paper variants")
-    return model
+    return model.state_dict()
 
 
 class BertTextEncoder(nn.Module):
@@ -99,10 +238,17 @@ class BertTextEncoder(nn.Module):
 
     def __init__(self, config: BertEncoderConfig = BERT_BASE, path: str | None = None) -> None:
         super().__init__()
-        hf = _hf_bert(config, path)
         self.config = config
-        self.embeddings = hf.embeddings
-        self.encoder = hf.encoder
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        _init_bert_weights(self)
+        if path is not None:
+            hf = _hf_state_dict(config, path)
+            own = self.state_dict()
+            missing = [k for k in own if k not in hf]
+            if missing:
+                raise RefbenchError(f"bert_path {path!r} lacks {len(missing)} BERT tensors (e.g. {missing[0]})")
+            self.load_state_dict({k: hf[k] for k in own}, strict=True)
 
     @property
     def hidden_size(self) -> int:
@@ -147,9 +293,16 @@ class BertTextEncoder(nn.Module):
         end = self.num_layers if end is None else end
         if not 0 <= start <= end <= self.num_layers:
             raise ValueError(f"layer range [{start}, {end}) outside [0, {self.num_layers}]")
+        device = hidden.device.type
+        if torch.is_autocast_enabled(device):
+            # Under autocast the layers run in the weights' dtype (float32) anyway: with 20 tokens a
+            # sentence, casting 85 M weights to bfloat16 on every call costs more than the matmuls
+            # it speeds up, and the words stay exactly those of a float32 run.
+            dtype = self.encoder.layer[0].output.dense.weight.dtype if self.num_layers else hidden.dtype
+            with torch.autocast(device_type=device, enabled=False):
+                return self.run_layers(hidden.to(dtype), extended_mask.to(dtype), start, end)
         for layer in self.encoder.layer[start:end]:
-            out = layer(hidden, extended_mask)
-            hidden = out[0] if isinstance(out, tuple) else out  # transformers 4.x returns a tuple
+            hidden = layer(hidden, extended_mask)
         return hidden
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,

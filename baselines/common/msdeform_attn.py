@@ -45,9 +45,21 @@ def reference_points(spatial_shapes: list[tuple[int, int]], device: torch.device
     return ref[:, :, None, :].expand(-1, -1, len(spatial_shapes), -1)
 
 
+def _planar_sizes(spatial_shapes: list[tuple[int, int]], n_points: int, device: torch.device) -> torch.Tensor:
+    """(2, L·P) float32: row 0 the width, row 1 the height of each sample's level (the layout of
+    :func:`_sample_planar`'s coordinates: x of all L·P samples, then y)."""
+    wh = torch.tensor([[w for _, w in spatial_shapes], [h for h, _ in spatial_shapes]], dtype=torch.float32,
+                      device=device)
+    return wh[:, :, None].expand(-1, -1, n_points).reshape(2, -1)
+
+
 def ms_deform_attn_sample(value: torch.Tensor, spatial_shapes: list[tuple[int, int]],
                           sampling_locations: torch.Tensor, attention_weights: torch.Tensor) -> torch.Tensor:
     """The deformable-attention core: bilinear samples weighted and summed per head.
+
+    Computes what ``grid_sample`` (bilinear, zero padding, ``align_corners=False``) per level,
+    followed by the attention-weighted sum over levels and points, computes (the official
+    pure-PyTorch path); see :func:`_sample_planar` for how.
 
     Args:
         value: (B, S, M, D) per-head values of all levels, flattened level after level.
@@ -56,21 +68,117 @@ def ms_deform_attn_sample(value: torch.Tensor, spatial_shapes: list[tuple[int, i
         attention_weights: (B, Q, M, L, P), softmax-normalized over L·P.
 
     Returns:
-        (B, Q, M·D) attended values, heads concatenated.
+        (B, Q, M·D) attended values, heads concatenated, in the dtype of ``value``.
     """
-    b, _, m, d = value.shape
-    _, q, _, n_levels, n_points, _ = sampling_locations.shape
-    values = value.split([h * w for h, w in spatial_shapes], dim=1)
-    grids = 2.0 * sampling_locations - 1.0  # grid_sample's [-1, 1] convention
-    sampled = []
-    for lvl, (h, w) in enumerate(spatial_shapes):
-        v = values[lvl].flatten(2).transpose(1, 2).reshape(b * m, d, h, w)  # (B·M, D, H, W)
-        g = grids[:, :, :, lvl].transpose(1, 2).flatten(0, 1)  # (B·M, Q, P, 2)
-        sampled.append(F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False))
-    stacked = torch.stack(sampled, dim=-2).flatten(-2)  # (B·M, D, Q, L·P)
-    weights = attention_weights.transpose(1, 2).reshape(b * m, 1, q, n_levels * n_points)
-    out = (stacked * weights).sum(-1)  # (B·M, D, Q)
-    return out.view(b, m * d, q).transpose(1, 2).contiguous()
+    b, q, m, n_levels, n_points, _ = sampling_locations.shape
+    planar = sampling_locations.float().permute(0, 1, 2, 5, 3, 4).reshape(b, q, m, 2, n_levels * n_points)
+    size = _planar_sizes(spatial_shapes, n_points, planar.device)
+    pixels = torch.addcmul(size.new_tensor(-0.5), planar, size)               # x = loc_x·W − 0.5
+    return _sample_planar(value, spatial_shapes, n_points, pixels,
+                          attention_weights.float().reshape(b, q, m, n_levels * n_points))
+
+
+def _sample_planar(value: torch.Tensor, spatial_shapes: list[tuple[int, int]], n_points: int,
+                   pixels: torch.Tensor, attention: torch.Tensor, workspace: dict | None = None) -> torch.Tensor:
+    """:func:`ms_deform_attn_sample` on planar float32 pixel coordinates (B, Q, M, 2, L·P) (x of
+    every sample, then y; pixel centres at integers, ``x = loc_x·W − 0.5``) and attention
+    (B, Q, M, L·P).
+
+    One weighted gather: every query-head sums ``4·L·P`` rows (the four bilinear corners of each
+    sample) of a per-level zero-bordered value table, each row weighted by bilinear weight ×
+    attention weight (``F.embedding_bag``, mode ``sum``).  No (Q, L·P, D) sample tensor is
+    materialised, which is where the official path spends its time and memory.  Without
+    autograd, the table, corners, indices and weights are written straight into their buffers,
+    taken from ``workspace`` (a dict reused across calls of the same size; fresh pages cost more
+    than the arithmetic on them) when given, and ``pixels`` is overwritten.
+
+    Coordinates are clamped to ``[−1, W]``: outside that range every corner falls on the zero
+    border, so the clamp changes nothing, and the corners ``floor(x)``, ``floor(x) + 1`` always
+    index the bordered table.  Coordinates, weights and the sum are float32 whatever the dtype
+    of ``value``.
+    """
+    b, s, m, d = value.shape
+    q, lp = pixels.shape[1], pixels.shape[-1]
+    dev = value.device
+    inference = not (torch.is_grad_enabled() and (attention.requires_grad or pixels.requires_grad
+                                                   or value.requires_grad))
+
+    def buffer(kind: str, shape: tuple[int, ...], dtype: torch.dtype, zero: bool = False) -> torch.Tensor:
+        """A fresh tensor, or (inference with a workspace) one kept in ``workspace`` across calls."""
+        if workspace is None or not inference:
+            return torch.zeros(shape, dtype=dtype, device=dev) if zero else torch.empty(shape, dtype=dtype, device=dev)
+        key = (kind, shape, dtype, dev)
+        if key not in workspace:
+            workspace[key] = torch.zeros(shape, dtype=dtype, device=dev) if zero else torch.empty(shape, dtype=dtype,
+                                                                                                device=dev)
+        return workspace[key]
+
+    # value table with a zero border (1 before, 2 after each axis of each level): row
+    # ((b·T + t)·M + head) holds the D values of bordered pixel t of image b
+    starts, widths, offset = [], [], 0
+    for h, w in spatial_shapes:
+        starts.append(offset)
+        widths.append(w + 3)
+        offset += (h + 3) * (w + 3)
+    if inference:  # interiors written into a zeroed (reused) table; the borders stay zero
+        table = buffer("table", (b, offset, m * d), torch.float32, zero=True)
+        for (h, w), st, v in zip(spatial_shapes, starts, value.split([h * w for h, w in spatial_shapes], dim=1)):
+            level = table[:, st:st + (h + 3) * (w + 3)].view(b, h + 3, w + 3, m * d)
+            level[:, 1:h + 1, 1:w + 1].copy_(v.reshape(b, h, w, m * d))
+    else:
+        table = torch.cat([F.pad(v.reshape(b, h, w, m * d), (0, 0, 1, 2, 1, 2)).reshape(b, (h + 3) * (w + 3), m * d)
+                           for (h, w), v in zip(spatial_shapes, value.split([h * w for h, w in spatial_shapes], dim=1))],
+                          dim=1).float()
+    table = table.reshape(b * offset * m, d)
+    idx = torch.int32 if table.shape[0] < 2 ** 31 - 8 * max(widths) * m else torch.int64
+
+    size = _planar_sizes(spatial_shapes, n_points, dev)                       # (2, L·P)
+    if inference:                                                              # in place
+        xy = pixels.clamp_(min=size.new_tensor(-1.0), max=size)
+        corner = torch.floor(xy, out=buffer("corner", tuple(xy.shape), torch.float32))
+        frac = xy.sub_(corner)
+        corner = buffer("corner_index", tuple(xy.shape), idx).copy_(corner)
+    else:
+        xy = torch.minimum(pixels, size).clamp(min=-1.0)
+        corner = xy.floor()
+        frac = xy - corner
+        corner = corner.to(idx)
+    cx, cy = corner[:, :, :, 0], corner[:, :, :, 1]                            # (B, Q, M, L·P)
+    fx, fy = frac[:, :, :, 0], frac[:, :, :, 1]
+
+    def per_sample(values: list[int]) -> torch.Tensor:                        # (L·P,) level constant
+        return torch.tensor(values, dtype=idx, device=dev)[:, None].expand(-1, n_points).reshape(-1)
+
+    # row of the top-left corner: ((b·T + start_l + (y + 1)·W'_l + x + 1)·M + head
+    const = (per_sample([st + w + 1 for st, w in zip(starts, widths)]) * m
+             + (torch.arange(b, dtype=idx, device=dev) * (offset * m)).view(b, 1, 1, 1)
+             + torch.arange(m, dtype=idx, device=dev).view(1, 1, m, 1))        # (B, 1, M, L·P)
+    down = per_sample(widths) * m                                              # one bordered row down
+
+    rows = buffer("rows", (b, q, m, 4, lp), idx)
+    top_left = rows[:, :, :, 0]
+    torch.mul(cy, down, out=top_left)
+    top_left.add_(cx, alpha=m).add_(const)
+    torch.add(top_left, m, out=rows[:, :, :, 1])
+    torch.add(top_left, down, out=rows[:, :, :, 2])
+    torch.add(rows[:, :, :, 2], m, out=rows[:, :, :, 3])
+    # weights a·(1−fx)(1−fy), a·fx(1−fy), a·(1−fx)fy, a·fx·fy
+    if not inference:
+        bottom = attention * fy
+        top = attention - bottom
+        weights = torch.stack([top - fx * top, fx * top, bottom - fx * bottom, fx * bottom], dim=3)
+    else:  # inference: written in place into one buffer
+        weights = buffer("weights", (b, q, m, 4, lp), torch.float32)
+        w00, w01, w10, w11 = weights.unbind(3)
+        torch.mul(attention, fy, out=w10)                                      # bottom = a·fy
+        torch.sub(attention, w10, out=w00)                                     # top = a − a·fy
+        torch.mul(fx, w00, out=w01)
+        w00.sub_(w01)
+        torch.mul(fx, w10, out=w11)
+        w10.sub_(w11)
+    with torch.autocast(device_type=dev.type, enabled=False):
+        out = F.embedding_bag(rows.view(-1, 4 * lp), table, per_sample_weights=weights.view(-1, 4 * lp), mode="sum")
+    return out.view(b, q, m * d).to(value.dtype)
 
 
 class MSDeformAttn(nn.Module):
@@ -92,6 +200,10 @@ class MSDeformAttn(nn.Module):
         self.attention_weights = nn.Linear(d_model, n_heads * n_levels * n_points)
         self.value_proj = nn.Linear(d_model, d_model)
         self.output_proj = nn.Linear(d_model, d_model)
+        # output features of sampling_offsets are ordered (head, level, point, xy); this order
+        # puts them (head, xy, level, point)
+        order = torch.arange(n_heads * n_levels * n_points * 2).view(n_heads, n_levels, n_points, 2)
+        self.register_buffer("_planar_rows", order.permute(0, 3, 1, 2).reshape(-1), persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -112,7 +224,8 @@ class MSDeformAttn(nn.Module):
             nn.init.zeros_(proj.bias)
 
     def forward(self, query: torch.Tensor, reference_points: torch.Tensor, value_input: torch.Tensor,
-                spatial_shapes: list[tuple[int, int]], padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+                spatial_shapes: list[tuple[int, int]], padding_mask: torch.Tensor | None = None,
+                workspace: dict | None = None) -> torch.Tensor:
         """Attend from queries to the multi-scale value map.
 
         Args:
@@ -121,6 +234,8 @@ class MSDeformAttn(nn.Module):
             value_input: (B, S, C) flattened multi-scale features, level after level.
             spatial_shapes: ``[(H_l, W_l)]`` of the levels (sum H_l·W_l = S).
             padding_mask: (B, S) True on padded positions (their values are zeroed), or None.
+            workspace: a dict that successive calls on inputs of the same size may share, to reuse
+                the sampling buffers (inference only; the encoder passes one for its layers).
 
         Returns:
             (B, Q, C).
@@ -133,13 +248,23 @@ class MSDeformAttn(nn.Module):
         if padding_mask is not None:
             value = value.masked_fill(padding_mask[..., None], 0.0)
         value = value.view(b, s, self.n_heads, self.d_model // self.n_heads)
-        offsets = self.sampling_offsets(query).view(b, q, self.n_heads, self.n_levels, self.n_points, 2)
-        weights = self.attention_weights(query).view(b, q, self.n_heads, self.n_levels * self.n_points)
-        weights = weights.float().softmax(-1).view(b, q, self.n_heads, self.n_levels, self.n_points)
-        # offsets are in pixels of each level: divide by (W_l, H_l) to get normalized units
-        normalizer = torch.tensor([[w, h] for h, w in spatial_shapes], dtype=torch.float32, device=query.device)
-        locations = (reference_points.float()[:, :, None, :, None, :]
-                     + offsets.float() / normalizer[None, None, None, :, None, :])
+        lp = self.n_levels * self.n_points
+        # offsets (B, Q, M, L, P, 2) in the checkpoint's row order; permuting the rows of the
+        # projection gives them planar, (B, Q, M, 2, L·P): x of every sample, then y
+        # one projection of the query for both (one GEMM, one autocast cast of the query)
+        n_off = self.sampling_offsets.out_features
+        proj = F.linear(query, torch.cat([self.sampling_offsets.weight[self._planar_rows], self.attention_weights.weight]),
+                        torch.cat([self.sampling_offsets.bias[self._planar_rows], self.attention_weights.bias])).float()
+        offsets = proj[..., :n_off].unflatten(-1, (self.n_heads, 2, lp))
+        weights = proj[..., n_off:].unflatten(-1, (self.n_heads, lp)).softmax(-1)
+        # offsets are in pixels of each level: sample x = ref_x·W_l − 0.5 + offset_x (pixel centres
+        # at integers); the official code forms (ref + offset / W_l)·W_l − 0.5, equal up to rounding
+        size = _planar_sizes(spatial_shapes, self.n_points, query.device)
+        ref = reference_points.float().transpose(2, 3)[:, :, None, :, :, None]            # (R, Q, 1, 2, L, 1)
+        ref = ref.expand(-1, -1, -1, -1, -1, self.n_points).reshape(ref.shape[0], q, 1, 2, lp)
+        ref_pixels = torch.addcmul(size.new_tensor(-0.5), ref, size)
+        grad = torch.is_grad_enabled() and offsets.requires_grad
+        pixels = offsets + ref_pixels if grad else offsets.add_(ref_pixels)
         with torch.autocast(device_type=query.device.type, enabled=False):
-            out = ms_deform_attn_sample(value.float(), spatial_shapes, locations, weights)
+            out = _sample_planar(value, spatial_shapes, self.n_points, pixels, weights, workspace)
         return self.output_proj(out.to(value.dtype))

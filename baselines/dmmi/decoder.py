@@ -48,6 +48,48 @@ def _transformer_pair(dim: int, heads: int, ffn: int, dropout: float) -> tuple[n
     return layer, nn.TransformerDecoder(layer, num_layers=1)
 
 
+def _attention(attn: nn.MultiheadAttention, query: torch.Tensor, key_value: torch.Tensor,
+               self_attention: bool) -> torch.Tensor:
+    """``attn(query, key_value, key_value, need_weights=False)[0]`` for batch-first inputs, computed
+    with ``scaled_dot_product_attention`` on (B, heads, N, d) views of the packed projection.
+
+    Same parameters and function as ``nn.MultiheadAttention`` (packed ``in_proj``, no masks, no
+    bias_k/v); but torch's own module either takes its fused "fast path", which materialises the
+    full (B·heads, N, N) score matrix (~830 MB for two 60×60 maps), or, under autocast, projects
+    a strided (N, B, C) view whose matmul copies the projection weight once per pixel.  SDPA
+    works on blocks of keys and never holds the scores (q, k, v are strided views of the packed
+    projection; SDPA takes them as they are); dropout is SDPA's ``dropout_p``.
+    """
+    b, n, c = query.shape
+    heads = attn.num_heads
+    w, bias = attn.in_proj_weight, attn.in_proj_bias
+    if self_attention:
+        qkv = F.linear(query, w, bias).view(b, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+    else:
+        m = key_value.shape[1]
+        q = F.linear(query, w[:c], bias[:c]).view(b, n, heads, c // heads).transpose(1, 2)
+        kv = F.linear(key_value, w[c:], bias[c:]).view(b, m, 2, heads, c // heads).permute(2, 0, 3, 1, 4)
+        k, v = kv.unbind(0)
+    out = F.scaled_dot_product_attention(q, k, v, dropout_p=attn.dropout if attn.training else 0.0)
+    return attn.out_proj(out.transpose(1, 2).reshape(b, n, c))
+
+
+def decoder_layer(layer: nn.TransformerDecoderLayer, tgt: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+    """``layer(tgt, memory)`` of a batch-first, post-norm ``nn.TransformerDecoderLayer`` without
+    masks: self-attention, cross-attention to ``memory``, ReLU/GELU FFN, each ``norm(x + dropout(f(x)))``.
+
+    tgt (B, N, C), memory (B, M, C) -> (B, N, C), computed by :func:`_attention` (no N×N scores).
+    """
+    x = tgt.contiguous()
+    x = layer.norm1(x + layer.dropout1(_attention(layer.self_attn, x, x, True)))
+    x = layer.norm2(x + layer.dropout2(_attention(layer.multihead_attn, x, memory.contiguous(), False)))
+    hidden = layer.linear1(x)
+    # ReLU in place on the (N, FFN)-sized hidden layer (its input is not needed again)
+    hidden = F.relu(hidden, inplace=True) if layer.activation is F.relu else layer.activation(hidden)
+    return layer.norm3(x + layer.dropout3(layer.linear2(layer.dropout(hidden))))
+
+
 class TransformerFusion(nn.Module):
     """ψ of Eq. 7: pixels (queries) attend to each other, then to the words (memory)."""
 
@@ -58,7 +100,7 @@ class TransformerFusion(nn.Module):
     def forward(self, vis: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
         """vis (B, C, H, W), words (B, C, L) -> (B, C, H, W); padded words are attended (official)."""
         b, c, h, w = vis.shape
-        out = self.transformer_model(map_to_tokens(vis), words.transpose(1, 2))
+        out = decoder_layer(self.transformer_model.layers[0], map_to_tokens(vis), words.transpose(1, 2))
         return out.transpose(1, 2).reshape(b, c, h, w)
 
 
@@ -78,7 +120,7 @@ class ContextClueRecovery(nn.Module):
     def forward(self, vis: torch.Tensor, erased_words: torch.Tensor) -> torch.Tensor:
         """vis (B, C_v, H, W), erased_words (B, C_l, L) -> reconstructed words Ê (B, C_l, L)."""
         memory = map_to_tokens(F.relu(self.bn1(self.conv1(vis))))
-        return self.transformer_model(erased_words.transpose(1, 2), memory).transpose(1, 2)
+        return decoder_layer(self.transformer_model.layers[0], erased_words.transpose(1, 2), memory).transpose(1, 2)
 
 
 class CrossLayerFuse(nn.Module):
@@ -135,6 +177,7 @@ class DMMIDecoder(SimpleDecoding):
         carries ``pooled`` and ``reconstructed``; without it only the mask path runs.
         """
         train_branch = erased_words is not None
+        y4, y3, y2, y1 = self.channels_last(y4, y3, y2, y1)  # (and the pixel tokens come out contiguous)
         x = self._fuse(y4, y3, "4")                      # φ(Y4, V3*), 1/16
         pooled = x.mean(dim=(2, 3)) if train_branch else None
         x = self.transformer_fusion1(x, words)           # ψ1 -> Y3
@@ -144,7 +187,8 @@ class DMMIDecoder(SimpleDecoding):
             reconstructed = self.lan_func(x, erased_words)
             pooled = self.crossfuse1(pooled, x)
         x = self.transformer_fusion2(x, words)           # ψ2 -> Y2
+        if not train_branch:
+            return DecoderOutput(self.finest(x, y1))      # φ(Y2, V1*) at 1/4, then conv1_1
         x = self._fuse(x, y1, "2")                       # φ(Y2, V1*), 1/4
-        if train_branch:
-            pooled = self.crossfuse2(pooled, x)
-        return DecoderOutput(self.conv1_1(x), pooled, reconstructed)
+        pooled = self.crossfuse2(pooled, x)
+        return DecoderOutput(self.conv1_1(x).contiguous(), pooled, reconstructed)

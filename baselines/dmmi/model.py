@@ -28,8 +28,8 @@ The official fusion reshapes the stage's tokens into a square map (h = √(HW)),
 square; a non-square input raises RefbenchError.
 
 Official checkpoints hold ``{'model': backbone.* + classifier.* + contrastive.*, 'bert_model':
-BERT}``; here BERT is the child ``text_encoder``.  Facts: ../shared/specs/official_implementations.md
-§3 and Appendix A.
+BERT}``; here BERT is the child ``text_encoder``.  Facts: the official DMMI repository
+(toggle1995/RIS-DMMI).
 """
 from __future__ import annotations
 

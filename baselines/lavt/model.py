@@ -14,7 +14,7 @@ Reads top to bottom like the paper's method:
 
 Official checkpoints (``refcoco.pth`` …) hold ``{'model': backbone.* + classifier.*,
 'bert_model': BERT}``; here BERT is the child ``text_encoder`` so that one module is the whole
-network.  Facts: ../shared/specs/official_implementations.md §1, §4, Appendix A.
+network.  Facts: the official repository yz93/LAVT-RIS (key names, shapes, test procedure).
 """
 from __future__ import annotations
 
@@ -34,6 +34,18 @@ from refbench.core.models import RISModel
 # official dict -> prefix in this module's state dict; lavt_one checkpoints already carry
 # ``text_encoder.*`` inside ``model`` and load through the same mapping.
 CHECKPOINT_LAYOUT = CheckpointLayout(dicts={"model": "", "bert_model": "text_encoder."})
+
+
+def _batch_norm_relu(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """``relu(bn(x))``; at inference (eval, no autograd) in place on ``x``, as
+    ``x·(γ/√(var+ε)) + (β − mean·γ/√(var+ε))`` with the running statistics (equal up to rounding),
+    so that no second map-sized tensor is allocated."""
+    if bn.training or torch.is_grad_enabled() or not bn.track_running_stats or bn.running_var is None:
+        return F.relu(bn(x), inplace=True)
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else torch.rsqrt(bn.running_var + bn.eps)
+    shift = (bn.bias if bn.affine else 0) - bn.running_mean * scale
+    shape = (1, -1, 1, 1)
+    return x.mul_(scale.view(shape).to(x.dtype)).add_(shift.view(shape).to(x.dtype)).relu_()
 
 
 class SimpleDecoding(nn.Module):
@@ -61,22 +73,44 @@ class SimpleDecoding(nn.Module):
         self.conv1_1 = nn.Conv2d(hidden, 2, 1)
 
     @staticmethod
+    def channels_last(*maps: torch.Tensor) -> list[torch.Tensor]:
+        """The maps in channels-last layout: oneDNN convolves NHWC maps without reordering them
+        into (and back out of) its blocked layout, which otherwise doubles the memory of every
+        3x3 convolution at 1/4 scale, the forward's memory peak."""
+        return [m.contiguous(memory_format=torch.channels_last) for m in maps]
+
+    @staticmethod
     def _up_to(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         if x.shape[-2] < ref.shape[-2] or x.shape[-1] < ref.shape[-1]:
             return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=True)
         return x
 
     def _fuse(self, x: torch.Tensor, skip: torch.Tensor, step: str) -> torch.Tensor:
+        # one statement per op, so that each input is released as soon as it is consumed, and the
+        # ReLU in place on the BatchNorm output: at most two map-sized tensors live at once (the
+        # decoder's 1/4-scale maps are the memory peak of the forward)
         x = torch.cat([self._up_to(x, skip), skip], dim=1)
-        x = F.relu(getattr(self, f"bn1_{step}")(getattr(self, f"conv1_{step}")(x)))
-        return F.relu(getattr(self, f"bn2_{step}")(getattr(self, f"conv2_{step}")(x)))
+        for i in (1, 2):
+            x = getattr(self, f"conv{i}_{step}")(x)
+            x = _batch_norm_relu(getattr(self, f"bn{i}_{step}"), x)
+        return x
 
     def forward(self, y4: torch.Tensor, y3: torch.Tensor, y2: torch.Tensor, y1: torch.Tensor) -> torch.Tensor:
-        """Stage maps (B, C_i, H_i, W_i), coarsest first -> (B, 2, H_1, W_1) logits."""
+        """Stage maps (B, C_i, H_i, W_i), coarsest first -> (B, 2, H_1, W_1) logits (contiguous)."""
+        y4, y3, y2, y1 = self.channels_last(y4, y3, y2, y1)
         x = self._fuse(y4, y3, "4")
         x = self._fuse(x, y2, "3")
-        x = self._fuse(x, y1, "2")
-        return self.conv1_1(x)
+        return self.finest(x, y1)
+
+    def finest(self, x: torch.Tensor, y1: torch.Tensor) -> torch.Tensor:
+        """The 1/4-scale step and the classifier: (B, 2, H_1, W_1) logits (contiguous).
+
+        At inference it runs image by image: its maps are the largest tensors of the whole
+        forward, and per image they stay the size of one image's whatever the batch."""
+        if torch.is_grad_enabled() or x.shape[0] == 1:
+            return self.conv1_1(self._fuse(x, y1, "2")).contiguous()
+        return torch.cat([self.conv1_1(self._fuse(x[i:i + 1], y1[i:i + 1], "2")) for i in range(x.shape[0])]
+                         ).contiguous()
 
 
 class LAVT(RISModel):

@@ -4,7 +4,7 @@ Cheng et al., "Masked-attention Mask Transformer for Universal Image Segmentatio
 (§3.2 masked attention, §3.3 the multi-scale deformable-attention pixel decoder, §4 settings).
 MagNet's supplementary §3: "exactly the same pixel decoder and Transformer decoder ... 4 layers,
 hidden 256 ... 9 layers and 1 object query".  The released MagNet code takes them from the
-"Mask2Former-Simplify" port; facts and key names: ../shared/specs/official_implementations.md §2.4:
+"Mask2Former-Simplify" port; facts and key names from the official MagNet repository (yxchng/mask-grounding):
 
     pixel_decoder.{input_proj.{0..3}.{0: Conv1x1, 1: GroupNorm(32)}, transformer.level_embed (4, C),
                    transformer.encoder.layers.{0..3}.{self_attn.*, norm1, linear1, linear2, norm2},
@@ -102,10 +102,10 @@ class DeformableEncoderLayer(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, src: torch.Tensor, pos: torch.Tensor, ref: torch.Tensor,
-                shapes: list[tuple[int, int]]) -> torch.Tensor:
-        """src, pos: (B, S, C); ref: (1, S, L, 2).  -> (B, S, C)."""
-        src = self.norm1(src + self.dropout(self.self_attn(src + pos, ref, src, shapes)))
-        ffn = self.linear2(self.dropout(F.relu(self.linear1(src))))
+                shapes: list[tuple[int, int]], workspace: dict | None = None) -> torch.Tensor:
+        """src, pos: (B, S, C); ref: (1, S, L, 2).  -> (B, S, C).  ``workspace``: see MSDeformAttn."""
+        src = self.norm1(src + self.dropout(self.self_attn(src + pos, ref, src, shapes, workspace=workspace)))
+        ffn = self.linear2(self.dropout(F.relu(self.linear1(src), inplace=True)))  # in place: no 4x-wide temporary
         return self.norm2(src + self.dropout(ffn))
 
 
@@ -134,8 +134,9 @@ class DeformableEncoder(nn.Module):
         flat_pos = torch.cat([p.flatten(2).transpose(1, 2) + self.level_embed[lvl].view(1, 1, -1)
                               for lvl, p in enumerate(pos)], dim=1)
         ref = reference_points(shapes, device=flat.device)
+        workspace: dict = {}  # the layers' sampling buffers, allocated once
         for layer in self.encoder.layers:
-            flat = layer(flat, flat_pos, ref, shapes)
+            flat = layer(flat, flat_pos, ref, shapes, workspace=workspace)
         b, _, c = flat.shape
         parts = flat.split([h * w for h, w in shapes], dim=1)
         return [z.transpose(1, 2).reshape(b, c, h, w) for z, (h, w) in zip(parts, shapes)]
@@ -294,11 +295,17 @@ class MaskedAttentionDecoder(nn.Module):
         (B, mask_dim, H/4, W/4).  Returns decoder_layers + 1 predictions, the last being final."""
         b = mask_features.shape[0]
         sizes = [tuple(f.shape[-2:]) for f in features]
+        device_type = mask_features.device.type
+        if torch.is_autocast_enabled(device_type) and not torch.is_grad_enabled():
+            # the 10 predictions' einsum would cast the (B, C, H/4, W/4) mask features every time
+            mask_features = mask_features.to(torch.get_autocast_dtype(device_type))
         src, pos = [], []
         for i, f in enumerate(features):
             pe = sine_position_embedding(b, f.shape[-2], f.shape[-1], self.config.hidden_dim // 2, f.device)
-            pos.append(pe.flatten(2).permute(2, 0, 1).to(f.dtype))
-            src.append((f.flatten(2) + self.level_embed.weight[i][None, :, None]).permute(2, 0, 1))
+            # contiguous (HW, B, C): the attention's input projection of a strided view, under
+            # autocast, runs as a batched matmul that copies its weight once per pixel
+            pos.append(pe.flatten(2).permute(2, 0, 1).to(f.dtype).contiguous())
+            src.append((f.flatten(2) + self.level_embed.weight[i][None, :, None]).permute(2, 0, 1).contiguous())
         # repeat (a copy), not expand: a view of a parameter made under no_grad still requires grad
         # but has no grad_fn, which module hooks (e.g. FlopCounterMode's tracker) reject
         query_pos = self.query_embed.weight.unsqueeze(1).repeat(1, b, 1)
