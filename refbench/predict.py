@@ -77,7 +77,7 @@ def load_predictor(model: str, variant: str | None = None, checkpoint: str | Non
                    protocol: str | None = None, device: str | None = None, precision: str = "fp32") -> Predictor:
     """Build ``model``, load ``checkpoint`` (default: refbench's shipped weights for the variant) and
     resolve the protocol (default: the one the model's paper reports on RefCOCO-style data)."""
-    from refbench.eval.device import PRECISIONS, resolve_device
+    from refbench.eval.device import PRECISIONS, precision_warning, resolve_device
 
     if precision not in PRECISIONS:
         raise RefbenchError(f"--precision {precision!r}: use one of {', '.join(PRECISIONS)}")
@@ -100,6 +100,9 @@ def load_predictor(model: str, variant: str | None = None, checkpoint: str | Non
     notes += list(net.load_checkpoint(str(path)) or [])
     proto = get_protocol(protocol or info.protocol_for(variant, "refer")).resolve(net.binarize_rule)
     dev = resolve_device(device)
+    slow = precision_warning(dev, precision)
+    if slow:
+        notes.append(slow)
     net.eval().to(dev)
     tok = get_tokenizer(net.text_encoder_kind, net.token_length)
     return Predictor(net, proto, tok, dev, precision, str(path), sha256_file(path), notes)

@@ -36,13 +36,45 @@ def git_commit() -> str | None:
         return None
 
 
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (Linux), else ``platform.processor()``."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU has bfloat16 instructions that torch's oneDNN kernels use (AVX512-BF16 or
+    AMX).  Without them torch emulates bf16 on CPU, far slower than float32."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - torch builds without oneDNN
+        return False
+
+
+def cpu_facts() -> dict:
+    """What of the CPU can change a float32 result in the last bits or a bf16 run's speed: its model
+    name, the vector ISA torch dispatches to (``AVX2``, ``AVX512``, ...) and native bf16 support."""
+    import torch
+
+    return {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_native_bf16": native_bf16_cpu()}
+
+
 def environment() -> dict:
-    """Versions of everything that can change a number."""
+    """Versions of everything that can change a number (software, and the CPU whose kernels ran)."""
     import numpy
     import torch
 
     env = {"refbench": __version__, "git_commit": git_commit(), "python": platform.python_version(),
-           "torch": torch.__version__, "numpy": numpy.__version__, "platform": platform.platform()}
+           "torch": torch.__version__, "numpy": numpy.__version__, "platform": platform.platform(), **cpu_facts()}
     try:
         import transformers
         env["transformers"] = transformers.__version__

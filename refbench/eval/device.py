@@ -49,6 +49,22 @@ def autocast(dev: torch.device, precision: str) -> contextlib.AbstractContextMan
     return torch.autocast(device_type=dev.type, dtype=dtype)
 
 
+def precision_warning(dev: torch.device, precision: str) -> str | None:
+    """A note for a run whose precision is slow on this machine (None when there is nothing to say).
+
+    bf16 on a CPU without bfloat16 instructions (AVX512-BF16 or AMX) is emulated by torch: the
+    paper models then run several times slower than in fp32.  The numbers are still bf16's, so the
+    run is not refused; the note goes into the results' notes and onto the terminal.
+    """
+    from refbench.core.provenance import native_bf16_cpu
+
+    if dev.type == "cpu" and precision == "bf16" and not native_bf16_cpu():
+        return (f"--precision bf16 on a CPU without bfloat16 instructions (torch CPU capability "
+                f"{torch.backends.cpu.get_cpu_capability()}, no AVX512-BF16/AMX): torch emulates bf16, which is "
+                "slower than fp32 here (see docs/performance.md); use --precision fp32 on this machine")
+    return None
+
+
 def auto_batch_size(dev: torch.device, try_batch: Callable[[int], None], start: int = 64,
                     cpu_default: int = 8) -> int:
     """Largest power-of-two batch <= start that runs ``try_batch(b)`` without CUDA OOM.

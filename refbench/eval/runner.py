@@ -31,7 +31,7 @@ from refbench.core.progress import SILENT, Reporter
 from refbench.core.protocols import Protocol, get_protocol
 from refbench.core.provenance import sha256_file
 from refbench.core.results import ResultsDoc, RunIdentity, new_results
-from refbench.eval.device import auto_batch_size, autocast, device_description, resolve_device
+from refbench.eval.device import auto_batch_size, autocast, device_description, precision_warning, resolve_device
 from refbench.eval import masks_out
 from refbench.eval.distributed import DistContext, init_from_env, shard
 from refbench.eval.predict import gt_on_device, predict_batches
@@ -145,6 +145,10 @@ def prepare(cfg: EvalConfig, dev: torch.device, world: int, reporter: Reporter =
     protocol = get_protocol(cfg.protocol or info.protocol_for(model.variant, split.definition.format))
     ckpt_path, ckpt_sha, notes = _load_weights(model, cfg, info)
     notes = list(cfg.extra_notes) + notes
+    slow = precision_warning(dev, cfg.precision)
+    if slow:
+        notes.append(slow)
+        reporter.message(f"note: {slow}")
     protocol = protocol.resolve(model.binarize_rule)
     model.eval().to(dev)
 

@@ -34,7 +34,7 @@ from refbench.core.errors import RefbenchError
 from refbench.core.outdir import MARKER, check_output, is_refbench_output, mark_output, remove_stale_files
 from refbench.core.processes import dataloader_worker_init
 from refbench.core.progress import SILENT, Reporter
-from refbench.eval.device import autocast, device_description, resolve_device
+from refbench.eval.device import autocast, device_description, precision_warning, resolve_device
 from refbench.eval.distributed import init_from_env
 from refbench.metrics.accumulator import RISMetrics
 from refbench.core.models import RISModel, get_model_info
@@ -193,6 +193,10 @@ def train(cfg: TrainConfig, reporter: Reporter = SILENT) -> dict:
         np.random.seed(cfg.seed % 2**32)
         model = _build_for_training(info, cfg.variant, recipe, cfg.model_args)
         notes: list[str] = []
+        slow = precision_warning(dev, cfg.precision)
+        if slow:
+            notes.append(slow)
+            reporter.message(f"note: {slow}")
         if cfg.init_checkpoint:
             notes += list(model.load_checkpoint(cfg.init_checkpoint, strict=False) or [])
         model.to(dev).train()
