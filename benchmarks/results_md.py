@@ -28,6 +28,7 @@ if str(REPO) not in sys.path:  # `python benchmarks/x.py` from a checkout, witho
     sys.path.insert(0, str(REPO))
 
 from refbench.core.errors import RefbenchError  # noqa: E402
+from refbench.core.provenance import cpu_facts  # noqa: E402
 from refbench.core.results import write_text_atomic  # noqa: E402
 
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
@@ -92,18 +93,6 @@ def replace_section(name: str, body: str, path: str | os.PathLike = RESULTS_MD) 
     return path
 
 
-def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (Linux), else ``platform.processor()``."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
 def command_line(argv: Sequence[str] | None = None) -> str:
     """The command that ran, as ``python benchmarks/x.py ARGS`` (script path relative to the repo)."""
     argv = list(sys.argv if argv is None else argv)
@@ -116,13 +105,16 @@ def command_line(argv: Sequence[str] | None = None) -> str:
 
 
 def run_facts(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """What identifies a run: command, date (UTC), CPU model and cores, load, Python, torch and its threads."""
+    """What identifies a run: command, date (UTC), CPU model, cores, vector ISA and bf16 support, load, Python, torch and its threads."""
     import torch
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    cpu = cpu_facts()
+    bf16 = "native bf16" if cpu["cpu_native_bf16"] else "no native bf16"
     facts = {"command": f"`{command_line()}`",
              "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-             "machine": f"{cpu_model()}, {os.cpu_count()} logical cores, {platform.system()} {platform.machine()}",
+             "machine": f"{cpu['cpu']}, {os.cpu_count()} logical cores, torch CPU capability "
+                        f"{cpu['cpu_capability']}, {bf16}, {platform.system()} {platform.machine()}",
              "load average (1/5/15 min, when written)": " ".join(f"{x:.2f}" for x in load) if load else "n/a",
              "software": f"Python {platform.python_version()}, torch {torch.__version__}, "
                          f"torch threads {torch.get_num_threads()}"}
