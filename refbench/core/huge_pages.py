@@ -4,8 +4,8 @@ A paper model's forward at 480² allocates and frees gigabytes of activations; g
 block above 32 MiB (and many below) with a fresh ``mmap``, so each forward page-faults once per
 4 KiB page and the kernel zeroes each page.  PyTorch's CPU allocator can ask the kernel for 2 MiB
 pages instead (``madvise(MADV_HUGEPAGE)`` on blocks of 2 MiB and more) when ``THP_MEM_ALLOC_ENABLE=1``
-is in the environment *before its first allocation*: ~30x fewer page faults, faster forwards, the
-same peak memory, bitwise the same outputs (benchmarks/huge_pages.py measures all of it).
+is in the environment *before its first allocation*: 10-40x fewer page faults, faster forwards, no
+more memory, bitwise the same outputs (benchmarks/huge_pages.py measures all of it).
 
 The ``refbench`` command turns it on for itself (:func:`request_huge_pages`, called before torch is
 imported) unless the user already set the variable (``THP_MEM_ALLOC_ENABLE=0`` keeps 4 KiB pages).
@@ -35,7 +35,8 @@ def request_huge_pages() -> bool:
 
 
 def huge_pages_active() -> bool:
-    """True if PyTorch's CPU allocator is using the huge-page path in this process.
+    """True if PyTorch's CPU allocator takes its huge-page path in this process (it advises the
+    kernel; a kernel with huge pages set to ``never`` still declines).
 
     PyTorch aligns the blocks it advises for huge pages to the page size; glibc's own mappings put
     the block 64 bytes past a page boundary.  Allocates (never touches) 64 MiB of address space.
