@@ -214,6 +214,7 @@ def make_weights(name: str, folder: Path) -> Path:
     path = folder / f"{name}_synthetic_seed0.pt"
     if path.is_file():
         return path
+    folder.mkdir(parents=True, exist_ok=True)
     code = (f"import importlib.util, json, torch\n"
             f"spec = importlib.util.spec_from_file_location('mw', {str(PARITY / 'make_weights.py')!r})\n"
             f"mw = importlib.util.module_from_spec(spec); spec.loader.exec_module(mw)\n"

@@ -151,3 +151,31 @@ def test_magnet_training_modules_are_initialised_on_first_use():
     assert all(params[k] is p for k, p in model.mask_grounding.named_parameters())
     assert torch.equal(torch.get_rng_state(), after_build)    # the replay leaves the generator alone
     assert {id(p) for g in optim.param_groups for p in g["params"]} >= {id(p) for p in params.values()}
+
+
+def test_magnet_encoder_layer_token_blocks_equal_the_whole_map_path():
+    """The inference path (values once, then token blocks of one image) computes what the
+    autograd path computes, whatever the block size (GEMMs of different row counts may round
+    differently in the last bit; on the paper-size encoder the blocks were bitwise equal)."""
+    from baselines.magnet.head import DeformableEncoderLayer
+
+    torch.manual_seed(0)
+    shapes = [(3, 3), (6, 5), (12, 10)]
+    s = sum(h * w for h, w in shapes)
+    layer = DeformableEncoderLayer(16, 32, len(shapes), 4, 2).eval()
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.normal_(0, 0.3)
+    src, pos, ref = torch.randn(2, s, 16), torch.randn(2, s, 16), reference_points(shapes)
+    whole = layer(src, pos, ref, shapes)  # grad enabled: the whole-map path
+    outs = []
+    try:
+        for block in (7, 64, 10_000):
+            layer.inference_block = block
+            with torch.no_grad():
+                outs.append(layer(src, pos, ref, shapes, workspace={}))
+    finally:
+        del layer.inference_block
+    torch.testing.assert_close(outs[0], whole.detach(), atol=1e-5, rtol=1e-5)
+    for out in outs[1:]:
+        torch.testing.assert_close(out, outs[0], atol=1e-5, rtol=1e-5)

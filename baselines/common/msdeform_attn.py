@@ -18,6 +18,7 @@ Sampling is always computed in float32 (autocast disabled), as the CUDA kernel's
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -82,80 +83,121 @@ def _sample_planar(value: torch.Tensor, spatial_shapes: list[tuple[int, int]], n
                    pixels: torch.Tensor, attention: torch.Tensor, workspace: dict | None = None) -> torch.Tensor:
     """:func:`ms_deform_attn_sample` on planar float32 pixel coordinates (B, Q, M, 2, L·P) (x of
     every sample, then y; pixel centres at integers, ``x = loc_x·W − 0.5``) and attention
-    (B, Q, M, L·P).
-
-    One weighted gather: every query-head sums ``4·L·P`` rows (the four bilinear corners of each
-    sample) of a per-level zero-bordered value table, each row weighted by bilinear weight ×
-    attention weight (``F.embedding_bag``, mode ``sum``).  No (Q, L·P, D) sample tensor is
-    materialised, which is where the official path spends its time and memory.  Without
-    autograd, the table, corners, indices and weights are written straight into their buffers,
-    taken from ``workspace`` (a dict reused across calls of the same size; fresh pages cost more
-    than the arithmetic on them) when given, and ``pixels`` is overwritten.
-
-    Coordinates are clamped to ``[−1, W]``: outside that range every corner falls on the zero
-    border, so the clamp changes nothing, and the corners ``floor(x)``, ``floor(x) + 1`` always
-    index the bordered table.  Coordinates, weights and the sum are float32 whatever the dtype
-    of ``value``.
-    """
-    b, s, m, d = value.shape
-    q, lp = pixels.shape[1], pixels.shape[-1]
-    dev = value.device
+    (B, Q, M, L·P): :func:`value_table`, then :func:`gather_samples` for all B images."""
     inference = not (torch.is_grad_enabled() and (attention.requires_grad or pixels.requires_grad
                                                    or value.requires_grad))
+    workspace = ({} if workspace is None else workspace) if inference else None  # {}: in place, not kept
+    table = value_table(value, spatial_shapes, workspace)
+    return gather_samples(table, n_points, pixels, attention, 0, workspace).to(table.dtype)
 
-    def buffer(kind: str, shape: tuple[int, ...], dtype: torch.dtype, zero: bool = False) -> torch.Tensor:
-        """A fresh tensor, or (inference with a workspace) one kept in ``workspace`` across calls."""
-        if workspace is None or not inference:
-            return torch.zeros(shape, dtype=dtype, device=dev) if zero else torch.empty(shape, dtype=dtype, device=dev)
-        key = (kind, shape, dtype, dev)
-        if key not in workspace:
-            workspace[key] = torch.zeros(shape, dtype=dtype, device=dev) if zero else torch.empty(shape, dtype=dtype,
-                                                                                                device=dev)
-        return workspace[key]
 
-    # value table with a zero border (1 before, 2 after each axis of each level): row
-    # ((b·T + t)·M + head) holds the D values of bordered pixel t of image b
+class ValueTable(NamedTuple):
+    """The per-head values of every level with a zero border, as rows of one float32 table.
+
+    ``rows`` is (B·T·M, D): row ``(b·T + t)·M + head`` holds the D values of bordered pixel t
+    of image b, where level l occupies bordered pixels ``starts[l]`` to ``starts[l] + (H_l + 3)·
+    (W_l + 3)`` (1 border pixel before and 2 after each axis).  ``pixels_per_image`` is T.
+    """
+    rows: torch.Tensor
+    shapes: list[tuple[int, int]]
+    starts: list[int]
+    widths: list[int]
+    pixels_per_image: int
+    heads: int
+    dtype: torch.dtype  # of the values before they were tabled (float32 in the table)
+
+
+def value_table(value: torch.Tensor, spatial_shapes: list[tuple[int, int]], workspace: dict | None = None
+                ) -> ValueTable:
+    """:class:`ValueTable` of ``value`` (B, S, M, D), flattened level after level.  With a
+    ``workspace`` (inference only), the table lives in it and is rewritten in place: its borders
+    were zeroed once and stay zero."""
+    b, s, m, d = value.shape
     starts, widths, offset = [], [], 0
     for h, w in spatial_shapes:
         starts.append(offset)
         widths.append(w + 3)
         offset += (h + 3) * (w + 3)
-    if inference:  # interiors written into a zeroed (reused) table; the borders stay zero
-        table = buffer("table", (b, offset, m * d), torch.float32, zero=True)
-        for (h, w), st, v in zip(spatial_shapes, starts, value.split([h * w for h, w in spatial_shapes], dim=1)):
+    levels = value.split([h * w for h, w in spatial_shapes], dim=1)
+    if workspace is not None:  # interiors written into a zeroed (reused) table; the borders stay zero
+        table = _buffer(workspace, "table", (b, offset, m * d), torch.float32, value.device, zero=True)
+        for (h, w), st, v in zip(spatial_shapes, starts, levels):
             level = table[:, st:st + (h + 3) * (w + 3)].view(b, h + 3, w + 3, m * d)
             level[:, 1:h + 1, 1:w + 1].copy_(v.reshape(b, h, w, m * d))
     else:
         table = torch.cat([F.pad(v.reshape(b, h, w, m * d), (0, 0, 1, 2, 1, 2)).reshape(b, (h + 3) * (w + 3), m * d)
-                           for (h, w), v in zip(spatial_shapes, value.split([h * w for h, w in spatial_shapes], dim=1))],
-                          dim=1).float()
-    table = table.reshape(b * offset * m, d)
-    idx = torch.int32 if table.shape[0] < 2 ** 31 - 8 * max(widths) * m else torch.int64
+                           for (h, w), v in zip(spatial_shapes, levels)], dim=1).float()
+    return ValueTable(table.reshape(b * offset * m, d), list(spatial_shapes), starts, widths, offset, m, value.dtype)
 
-    size = _planar_sizes(spatial_shapes, n_points, dev)                       # (2, L·P)
+
+def _buffer(workspace: dict | None, kind: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
+            zero: bool = False) -> torch.Tensor:
+    """A fresh tensor, or (with a workspace) the one kept in ``workspace`` under this kind, shape,
+    dtype and device (fresh pages cost more than the arithmetic on them)."""
+    key = (kind, shape, dtype, device)
+    if workspace is not None and key in workspace:
+        return workspace[key]
+    t = torch.zeros(shape, dtype=dtype, device=device) if zero else torch.empty(shape, dtype=dtype, device=device)
+    if workspace is not None:
+        workspace[key] = t
+    return t
+
+
+def gather_samples(table: ValueTable, n_points: int, pixels: torch.Tensor, attention: torch.Tensor,
+                   first_image: int = 0, workspace: dict | None = None) -> torch.Tensor:
+    """The bilinear samples of ``table``, weighted by ``attention`` and summed per query and head.
+
+    Args:
+        table: from :func:`value_table`.
+        n_points: P, sampled points per head and level.
+        pixels: (b, Q, M, 2, L·P) float32 planar pixel coordinates of queries of the b images
+            ``first_image`` .. ``first_image + b - 1`` of the table (x of every sample, then y;
+            pixel centres at integers, ``x = loc_x·W − 0.5``).
+        attention: (b, Q, M, L·P) float32, softmax-normalized over L·P.
+        workspace: inference only: buffers are reused from it, and ``pixels`` is overwritten.
+
+    Returns:
+        (b, Q, M·D) float32.
+
+    One weighted gather: every query-head sums ``4·L·P`` rows (the four bilinear corners of each
+    sample) of the table, each row weighted by bilinear weight × attention weight
+    (``F.embedding_bag``, mode ``sum``).  No (Q, L·P, D) sample tensor is materialised, which is
+    where the official path spends its time and memory.  Coordinates are clamped to
+    ``[−1, W]``: outside that range every corner falls on the zero border, so the clamp changes
+    nothing, and the corners ``floor(x)``, ``floor(x) + 1`` always index the bordered table.
+    """
+    b, q, m = pixels.shape[:3]
+    lp = pixels.shape[-1]
+    dev = pixels.device
+    inference = workspace is not None
+    rows_all = table.rows.shape[0]
+    idx = torch.int32 if rows_all < 2 ** 31 - 8 * max(table.widths) * m else torch.int64
+
+    size = _planar_sizes(table.shapes, n_points, dev)                         # (2, L·P)
     if inference:                                                              # in place
         xy = pixels.clamp_(min=size.new_tensor(-1.0), max=size)
-        corner = torch.floor(xy, out=buffer("corner", tuple(xy.shape), torch.float32))
+        corner = torch.floor(xy, out=_buffer(workspace, "corner", tuple(xy.shape), torch.float32, dev))
         frac = xy.sub_(corner)
-        corner = buffer("corner_index", tuple(xy.shape), idx).copy_(corner)
+        corner = _buffer(workspace, "corner_index", tuple(xy.shape), idx, dev).copy_(corner)
     else:
         xy = torch.minimum(pixels, size).clamp(min=-1.0)
         corner = xy.floor()
         frac = xy - corner
         corner = corner.to(idx)
-    cx, cy = corner[:, :, :, 0], corner[:, :, :, 1]                            # (B, Q, M, L·P)
+    cx, cy = corner[:, :, :, 0], corner[:, :, :, 1]                            # (b, Q, M, L·P)
     fx, fy = frac[:, :, :, 0], frac[:, :, :, 1]
 
     def per_sample(values: list[int]) -> torch.Tensor:                        # (L·P,) level constant
         return torch.tensor(values, dtype=idx, device=dev)[:, None].expand(-1, n_points).reshape(-1)
 
-    # row of the top-left corner: ((b·T + start_l + (y + 1)·W'_l + x + 1)·M + head
-    const = (per_sample([st + w + 1 for st, w in zip(starts, widths)]) * m
-             + (torch.arange(b, dtype=idx, device=dev) * (offset * m)).view(b, 1, 1, 1)
-             + torch.arange(m, dtype=idx, device=dev).view(1, 1, m, 1))        # (B, 1, M, L·P)
-    down = per_sample(widths) * m                                              # one bordered row down
+    # row of the top-left corner: ((i·T + start_l + (y + 1)·W'_l + x + 1)·M + head
+    per_image = table.pixels_per_image * m
+    const = (per_sample([st + w + 1 for st, w in zip(table.starts, table.widths)]) * m
+             + (torch.arange(first_image, first_image + b, dtype=idx, device=dev) * per_image).view(b, 1, 1, 1)
+             + torch.arange(m, dtype=idx, device=dev).view(1, 1, m, 1))        # (b, 1, M, L·P)
+    down = per_sample(table.widths) * m                                        # one bordered row down
 
-    rows = buffer("rows", (b, q, m, 4, lp), idx)
+    rows = _buffer(workspace, "rows", (b, q, m, 4, lp), idx, dev)
     top_left = rows[:, :, :, 0]
     torch.mul(cy, down, out=top_left)
     top_left.add_(cx, alpha=m).add_(const)
@@ -168,7 +210,7 @@ def _sample_planar(value: torch.Tensor, spatial_shapes: list[tuple[int, int]], n
         top = attention - bottom
         weights = torch.stack([top - fx * top, fx * top, bottom - fx * bottom, fx * bottom], dim=3)
     else:  # inference: written in place into one buffer
-        weights = buffer("weights", (b, q, m, 4, lp), torch.float32)
+        weights = _buffer(workspace, "weights", (b, q, m, 4, lp), torch.float32, dev)
         w00, w01, w10, w11 = weights.unbind(3)
         torch.mul(attention, fy, out=w10)                                      # bottom = a·fy
         torch.sub(attention, w10, out=w00)                                     # top = a − a·fy
@@ -177,8 +219,9 @@ def _sample_planar(value: torch.Tensor, spatial_shapes: list[tuple[int, int]], n
         torch.mul(fx, w10, out=w11)
         w10.sub_(w11)
     with torch.autocast(device_type=dev.type, enabled=False):
-        out = F.embedding_bag(rows.view(-1, 4 * lp), table, per_sample_weights=weights.view(-1, 4 * lp), mode="sum")
-    return out.view(b, q, m * d).to(value.dtype)
+        out = F.embedding_bag(rows.view(-1, 4 * lp), table.rows, per_sample_weights=weights.view(-1, 4 * lp),
+                              mode="sum")
+    return out.view(b, q, -1)
 
 
 class MSDeformAttn(nn.Module):
@@ -240,17 +283,33 @@ class MSDeformAttn(nn.Module):
         Returns:
             (B, Q, C).
         """
-        b, q, _ = query.shape
-        s = value_input.shape[1]
+        grad = torch.is_grad_enabled()
+        workspace = ({} if workspace is None else workspace) if not grad else None
+        values = self.values(value_input, spatial_shapes, padding_mask, workspace)
+        return self.attend(query, reference_points, values, 0, workspace)
+
+    def values(self, value_input: torch.Tensor, spatial_shapes: list[tuple[int, int]],
+               padding_mask: torch.Tensor | None = None, workspace: dict | None = None) -> ValueTable:
+        """The projected values as a :class:`ValueTable` (value_input (B, S, C); see ``forward``),
+        which :meth:`attend` reads for any slice of the queries."""
+        b, s, _ = value_input.shape
         if s != sum(h * w for h, w in spatial_shapes) or len(spatial_shapes) != self.n_levels:
             raise ValueError(f"value of length {s} does not match {self.n_levels} levels of shapes {spatial_shapes}")
         value = self.value_proj(value_input)
         if padding_mask is not None:
             value = value.masked_fill(padding_mask[..., None], 0.0)
         value = value.view(b, s, self.n_heads, self.d_model // self.n_heads)
+        return value_table(value, spatial_shapes, workspace)
+
+    def attend(self, query: torch.Tensor, reference_points: torch.Tensor, values: ValueTable,
+               first_image: int = 0, workspace: dict | None = None) -> torch.Tensor:
+        """(b, Q, C) attended output for queries (b, Q, C) of images ``first_image`` ..
+        ``first_image + b - 1`` of ``values``; reference_points (b or 1, Q, L, 2).  ``workspace``:
+        inference only (buffers reused, intermediates overwritten)."""
+        b, q, _ = query.shape
         lp = self.n_levels * self.n_points
-        # offsets (B, Q, M, L, P, 2) in the checkpoint's row order; permuting the rows of the
-        # projection gives them planar, (B, Q, M, 2, L·P): x of every sample, then y
+        # offsets (b, Q, M, L, P, 2) in the checkpoint's row order; permuting the rows of the
+        # projection gives them planar, (b, Q, M, 2, L·P): x of every sample, then y
         # one projection of the query for both (one GEMM, one autocast cast of the query)
         n_off = self.sampling_offsets.out_features
         proj = F.linear(query, torch.cat([self.sampling_offsets.weight[self._planar_rows], self.attention_weights.weight]),
@@ -259,12 +318,12 @@ class MSDeformAttn(nn.Module):
         weights = proj[..., n_off:].unflatten(-1, (self.n_heads, lp)).softmax(-1)
         # offsets are in pixels of each level: sample x = ref_x·W_l − 0.5 + offset_x (pixel centres
         # at integers); the official code forms (ref + offset / W_l)·W_l − 0.5, equal up to rounding
-        size = _planar_sizes(spatial_shapes, self.n_points, query.device)
+        size = _planar_sizes(values.shapes, self.n_points, query.device)
         ref = reference_points.float().transpose(2, 3)[:, :, None, :, :, None]            # (R, Q, 1, 2, L, 1)
         ref = ref.expand(-1, -1, -1, -1, -1, self.n_points).reshape(ref.shape[0], q, 1, 2, lp)
         ref_pixels = torch.addcmul(size.new_tensor(-0.5), ref, size)
         grad = torch.is_grad_enabled() and offsets.requires_grad
         pixels = offsets + ref_pixels if grad else offsets.add_(ref_pixels)
         with torch.autocast(device_type=query.device.type, enabled=False):
-            out = _sample_planar(value, spatial_shapes, self.n_points, pixels, weights, workspace)
-        return self.output_proj(out.to(value.dtype))
+            out = gather_samples(values, self.n_points, pixels, weights, first_image, None if grad else workspace)
+        return self.output_proj(out.to(values.dtype))

@@ -89,7 +89,16 @@ def sine_position_embedding(batch: int, height: int, width: int, num_feats: int,
 # -- pixel decoder ----------------------------------------------------------------------------------
 
 class DeformableEncoderLayer(nn.Module):
-    """Post-norm encoder layer: deformable self-attention, then a ReLU FFN (dropout 0 at eval)."""
+    """Post-norm encoder layer: deformable self-attention, then a ReLU FFN (dropout 0 at eval).
+
+    Without autograd the layer runs token block by token block (:attr:`inference_block` tokens of
+    one image at a time) after projecting the values of all tokens once: every block's
+    intermediates (sampling indices and weights, the 4x-wide FFN activation) stay in cache and
+    in reused memory instead of passing through fresh full-size tensors.  Each token's output
+    depends only on the values and on its own row, so the result is that of the whole-map path.
+    """
+
+    inference_block = 2048
 
     def __init__(self, d_model: int, ffn: int, n_levels: int, n_heads: int, n_points: int,
                  dropout: float = 0.0) -> None:
@@ -104,9 +113,26 @@ class DeformableEncoderLayer(nn.Module):
     def forward(self, src: torch.Tensor, pos: torch.Tensor, ref: torch.Tensor,
                 shapes: list[tuple[int, int]], workspace: dict | None = None) -> torch.Tensor:
         """src, pos: (B, S, C); ref: (1, S, L, 2).  -> (B, S, C).  ``workspace``: see MSDeformAttn."""
-        src = self.norm1(src + self.dropout(self.self_attn(src + pos, ref, src, shapes, workspace=workspace)))
-        ffn = self.linear2(self.dropout(F.relu(self.linear1(src), inplace=True)))  # in place: no 4x-wide temporary
-        return self.norm2(src + self.dropout(ffn))
+        if torch.is_grad_enabled():
+            src = self.norm1(src + self.dropout(self.self_attn(src + pos, ref, src, shapes)))
+            return self.norm2(src + self.dropout(self._ffn(src)))
+        workspace = {} if workspace is None else workspace
+        values = self.self_attn.values(src, shapes, workspace=workspace)
+        out = None
+        for i in range(src.shape[0]):
+            for start in range(0, src.shape[1], self.inference_block):
+                end = min(start + self.inference_block, src.shape[1])
+                x = src[i:i + 1, start:end]
+                x = self.norm1(x + self.self_attn.attend(x + pos[i:i + 1, start:end], ref[:, start:end], values, i,
+                                                         workspace))
+                x = self.norm2(x + self._ffn(x))
+                if out is None:
+                    out = src.new_empty(src.shape, dtype=x.dtype)
+                out[i:i + 1, start:end] = x
+        return out
+
+    def _ffn(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(self.dropout(F.relu(self.linear1(x), inplace=True)))  # in place: no 4x-wide temporary
 
 
 class DeformableEncoder(nn.Module):
