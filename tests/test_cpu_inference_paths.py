@@ -179,3 +179,6 @@ def test_magnet_encoder_layer_token_blocks_equal_the_whole_map_path():
     torch.testing.assert_close(outs[0], whole.detach(), atol=1e-5, rtol=1e-5)
     for out in outs[1:]:
         torch.testing.assert_close(out, outs[0], atol=1e-5, rtol=1e-5)
+    with torch.no_grad():  # reference points given per image read the right image's rows
+        per_image = layer(src, pos, ref.expand(2, -1, -1, -1), shapes, workspace={})
+    assert torch.equal(per_image, outs[-1])

@@ -48,7 +48,7 @@ def reference_points(spatial_shapes: list[tuple[int, int]], device: torch.device
 
 def _planar_sizes(spatial_shapes: list[tuple[int, int]], n_points: int, device: torch.device) -> torch.Tensor:
     """(2, L·P) float32: row 0 the width, row 1 the height of each sample's level (the layout of
-    :func:`_sample_planar`'s coordinates: x of all L·P samples, then y)."""
+    :func:`gather_samples`'s coordinates: x of all L·P samples, then y)."""
     wh = torch.tensor([[w for _, w in spatial_shapes], [h for h, _ in spatial_shapes]], dtype=torch.float32,
                       device=device)
     return wh[:, :, None].expand(-1, -1, n_points).reshape(2, -1)
@@ -60,7 +60,8 @@ def ms_deform_attn_sample(value: torch.Tensor, spatial_shapes: list[tuple[int, i
 
     Computes what ``grid_sample`` (bilinear, zero padding, ``align_corners=False``) per level,
     followed by the attention-weighted sum over levels and points, computes (the official
-    pure-PyTorch path); see :func:`_sample_planar` for how.
+    pure-PyTorch path); see :func:`value_table` and
+    :func:`gather_samples` for how.
 
     Args:
         value: (B, S, M, D) per-head values of all levels, flattened level after level.
@@ -75,18 +76,10 @@ def ms_deform_attn_sample(value: torch.Tensor, spatial_shapes: list[tuple[int, i
     planar = sampling_locations.float().permute(0, 1, 2, 5, 3, 4).reshape(b, q, m, 2, n_levels * n_points)
     size = _planar_sizes(spatial_shapes, n_points, planar.device)
     pixels = torch.addcmul(size.new_tensor(-0.5), planar, size)               # x = loc_x·W − 0.5
-    return _sample_planar(value, spatial_shapes, n_points, pixels,
-                          attention_weights.float().reshape(b, q, m, n_levels * n_points))
-
-
-def _sample_planar(value: torch.Tensor, spatial_shapes: list[tuple[int, int]], n_points: int,
-                   pixels: torch.Tensor, attention: torch.Tensor, workspace: dict | None = None) -> torch.Tensor:
-    """:func:`ms_deform_attn_sample` on planar float32 pixel coordinates (B, Q, M, 2, L·P) (x of
-    every sample, then y; pixel centres at integers, ``x = loc_x·W − 0.5``) and attention
-    (B, Q, M, L·P): :func:`value_table`, then :func:`gather_samples` for all B images."""
+    attention = attention_weights.float().reshape(b, q, m, n_levels * n_points)
     inference = not (torch.is_grad_enabled() and (attention.requires_grad or pixels.requires_grad
                                                    or value.requires_grad))
-    workspace = ({} if workspace is None else workspace) if inference else None  # {}: in place, not kept
+    workspace = {} if inference else None                                      # {}: in place, not kept
     table = value_table(value, spatial_shapes, workspace)
     return gather_samples(table, n_points, pixels, attention, 0, workspace).to(table.dtype)
 
@@ -103,7 +96,6 @@ class ValueTable(NamedTuple):
     starts: list[int]
     widths: list[int]
     pixels_per_image: int
-    heads: int
     dtype: torch.dtype  # of the values before they were tabled (float32 in the table)
 
 
@@ -127,7 +119,7 @@ def value_table(value: torch.Tensor, spatial_shapes: list[tuple[int, int]], work
     else:
         table = torch.cat([F.pad(v.reshape(b, h, w, m * d), (0, 0, 1, 2, 1, 2)).reshape(b, (h + 3) * (w + 3), m * d)
                            for (h, w), v in zip(spatial_shapes, levels)], dim=1).float()
-    return ValueTable(table.reshape(b * offset * m, d), list(spatial_shapes), starts, widths, offset, m, value.dtype)
+    return ValueTable(table.reshape(b * offset * m, d), list(spatial_shapes), starts, widths, offset, value.dtype)
 
 
 def _buffer(workspace: dict | None, kind: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,

@@ -112,7 +112,7 @@ class DeformableEncoderLayer(nn.Module):
 
     def forward(self, src: torch.Tensor, pos: torch.Tensor, ref: torch.Tensor,
                 shapes: list[tuple[int, int]], workspace: dict | None = None) -> torch.Tensor:
-        """src, pos: (B, S, C); ref: (1, S, L, 2).  -> (B, S, C).  ``workspace``: see MSDeformAttn."""
+        """src, pos: (B, S, C); ref: (1 or B, S, L, 2).  -> (B, S, C).  ``workspace``: see MSDeformAttn."""
         if torch.is_grad_enabled():
             src = self.norm1(src + self.dropout(self.self_attn(src + pos, ref, src, shapes)))
             return self.norm2(src + self.dropout(self._ffn(src)))
@@ -120,10 +120,11 @@ class DeformableEncoderLayer(nn.Module):
         values = self.self_attn.values(src, shapes, workspace=workspace)
         out = None
         for i in range(src.shape[0]):
+            ref_i = ref[i:i + 1] if ref.shape[0] > 1 else ref
             for start in range(0, src.shape[1], self.inference_block):
                 end = min(start + self.inference_block, src.shape[1])
                 x = src[i:i + 1, start:end]
-                x = self.norm1(x + self.self_attn.attend(x + pos[i:i + 1, start:end], ref[:, start:end], values, i,
+                x = self.norm1(x + self.self_attn.attend(x + pos[i:i + 1, start:end], ref_i[:, start:end], values, i,
                                                          workspace))
                 x = self.norm2(x + self._ffn(x))
                 if out is None:
